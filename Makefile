@@ -1,0 +1,27 @@
+# styler: the two commands every user and CI need.
+#   make test   install into .venv, then run the whole test suite
+#   make demo   install into .venv, then stylize sample photos with the bundled models
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEMO_OUT ?= demo-output
+
+.PHONY: install test demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: install
+	$(PY) scripts/demo.py --out $(DEMO_OUT) $(DEMO_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,48 @@
+"""styler: fast neural style transfer with a pluggable normalization layer.
+
+The public Python API is small and typed; heavy modules (torch, torchvision) load only when a name that needs them
+is used, so ``import styler`` and ``styler --help`` stay fast::
+
+    from styler import load_model, stylize_image
+    model = load_model("weights/starry_night.pth")
+    out = stylize_image(model, "photo.jpg")          # a PIL image
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported lazily on first access)
+_LAZY = {
+    "NormSpec": "styler.norms",
+    "make_norm": "styler.norms",
+    "SwitchNorm2d": "styler.norms",
+    "ArchSpec": "styler.network",
+    "TransformerNet": "styler.network",
+    "LossNetSpec": "styler.lossnet",
+    "VGG16Features": "styler.lossnet",
+    "LossWeights": "styler.losses",
+    "PerceptualLoss": "styler.losses",
+    "save_model": "styler.modelfile",
+    "load_model": "styler.modelfile",
+    "read_model_info": "styler.modelfile",
+    "StylerError": "styler.errors",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'styler' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,38 @@
+"""Shared fixtures: the reference material (../shared or $STYLER_SHARED) and small helpers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def shared_dir() -> Path | None:
+    """The reference material folder, or None when it is absent (tests that need it are skipped with a reason)."""
+    candidate = Path(os.environ.get("STYLER_SHARED", REPO.parent / "shared"))
+    return candidate if (candidate / "weights").is_dir() else None
+
+
+SHARED = shared_dir()
+needs_shared = pytest.mark.skipif(SHARED is None, reason="reference material ../shared (or $STYLER_SHARED) absent")
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    if SHARED is None:
+        pytest.skip("reference material ../shared (or $STYLER_SHARED) absent")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def vgg_weights(shared: Path) -> Path:
+    return shared / "weights" / "vgg16-imagenet-caffe-features.pth"
+
+
+@pytest.fixture(autouse=True)
+def _deterministic() -> None:
+    torch.manual_seed(0)
