@@ -1,0 +1,112 @@
+"""Library behaviour of styler.stylize: sizes, colour preservation, strength, backends, batching, tiling choice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from styler.errors import ModelFileError
+from styler.imageio import RGBImage
+from styler.modelfile import save_model
+from styler.network import ArchSpec, TransformerNet
+from styler.stylize import (StylizeOptions, Stylizer, find_model, lab_to_rgb, preserve_color, processing_size,
+                            rgb_to_lab, rgb_to_ycbcr, stylize_image, stylize_tensor)
+
+
+@pytest.fixture()
+def tiny_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("STYLER_CACHE_DIR", str(tmp_path / "cache"))
+    return save_model(tmp_path / "tiny.pth", TransformerNet(ArchSpec(width=8, residual_blocks=1)), {"name": "tiny"})
+
+
+def _photo(h: int = 37, w: int = 53) -> RGBImage:
+    rng = np.random.default_rng(0)
+    return RGBImage(rgb=rng.random((h, w, 3), dtype=np.float32))
+
+
+def test_processing_size() -> None:
+    assert processing_size((1000, 500)) == (1000, 500)
+    assert processing_size((1000, 500), max_size=400) == (400, 200)
+    assert processing_size((1000, 500), scale=0.5) == (500, 250)
+    assert processing_size((1000, 500), scale=2, max_size=1000) == (1000, 500)
+
+
+def test_colour_conversions_roundtrip() -> None:
+    rgb = np.random.default_rng(1).random((8, 8, 3)).astype(np.float32)
+    assert np.abs(lab_to_rgb(rgb_to_lab(rgb)) - rgb).max() < 1e-4
+
+
+@pytest.mark.parametrize("space", ["ycbcr", "lab"])
+def test_preserve_color_keeps_chroma(space: str) -> None:
+    rng = np.random.default_rng(2)
+    photo = (0.25 + 0.5 * rng.random((16, 16, 3))).astype(np.float32)  # away from the gamut edges
+    styled = (0.3 + 0.4 * rng.random((16, 16, 3))).astype(np.float32)
+    out = preserve_color(photo, styled, space)
+    if space == "ycbcr":
+        assert np.abs(rgb_to_ycbcr(out)[..., 1:] - rgb_to_ycbcr(photo)[..., 1:]).max() < 0.02
+        assert np.abs(rgb_to_ycbcr(out)[..., 0] - rgb_to_ycbcr(styled)[..., 0]).max() < 0.02
+    else:
+        assert np.abs(rgb_to_lab(out)[..., 0] - rgb_to_lab(styled)[..., 0]).max() < 1.0
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_strength_zero_returns_input_and_odd_sizes(tiny_model: Path, backend: str) -> None:
+    stylizer = Stylizer(tiny_model, backend=backend, device="cpu")
+    photo = _photo()
+    out = stylizer.stylize(photo, StylizeOptions(strength=0.0)).image
+    assert np.array_equal(out.rgb, photo.rgb)
+    full = stylizer.stylize(photo).image
+    assert full.rgb.shape == photo.rgb.shape
+
+
+def test_onnx_matches_torch(tiny_model: Path) -> None:
+    a = Stylizer(tiny_model, backend="torch", device="cpu")
+    b = Stylizer(tiny_model, backend="onnx", device="cpu")
+    assert b.backend == "onnx"
+    batch = np.random.default_rng(3).random((2, 3, 45, 31), dtype=np.float32)
+    assert np.abs(a.run_batch(batch) - b.run_batch(batch)).max() < 1e-4
+    again = Stylizer(tiny_model, backend="onnx", device="cpu")  # served from the cache
+    assert again.backend == "onnx" and again.name == "tiny"
+
+
+def test_batching_equals_one_by_one(tiny_model: Path) -> None:
+    stylizer = Stylizer(tiny_model, backend="torch", device="cpu")
+    images = [_photo(), _photo(20, 24), _photo()]
+    together = stylizer.stylize_many(images, batch_size=4)
+    alone = [stylizer.stylize(img) for img in images]
+    for x, y in zip(together, alone):
+        assert np.abs(x.image.rgb - y.image.rgb).max() < 1e-5
+
+
+def test_automatic_tiling_matches(tiny_model: Path) -> None:
+    stylizer = Stylizer(tiny_model, backend="torch", device="cpu")
+    photo = _photo(90, 70)
+    whole = stylizer.stylize(photo, StylizeOptions(tile_size=0))
+    tiled = stylizer.stylize(photo, StylizeOptions(tile_size=32, stats_max_pixels=10**9))
+    assert tiled.tiled and not whole.tiled
+    assert np.abs(whole.image.rgb - tiled.image.rgb).max() < 1e-5
+    tiny_budget = stylizer.stylize(photo, StylizeOptions(memory_budget=1e-4))
+    assert tiny_budget.tiled
+
+
+def test_stylize_tensor_and_image(tiny_model: Path) -> None:
+    from PIL import Image
+
+    model = Stylizer(tiny_model, backend="torch", device="cpu")
+    x = torch.rand(1, 3, 40, 44)
+    assert stylize_tensor(model._loaded, x).shape == x.shape
+    img = Image.new("RGBA", (30, 20), (10, 200, 30, 128))
+    out = stylize_image(model, img, preserve_color="ycbcr", strength=0.5)
+    assert out.size == (30, 20) and out.mode == "RGBA"
+
+
+def test_model_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_model: Path) -> None:
+    monkeypatch.setenv("STYLER_MODEL_DIR", str(tmp_path))
+    assert find_model("tiny") == tmp_path / "tiny.pth"
+    with pytest.raises(ModelFileError, match="not found"):
+        find_model("nope")
+    (tmp_path / "default.txt").write_text("tiny\n")
+    assert find_model(None) == tmp_path / "tiny.pth"
