@@ -27,8 +27,29 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+class UserError(click.ClickException):
+    """A library error (StylerError) shown as one line, ``error: ...``, with exit code 1."""
+
+    exit_code = 1
+
+    def show(self, file=None) -> None:  # noqa: ANN001 - click's signature
+        click.echo(f"error: {self.format_message()}", err=True, file=file)
+
+
 class LazyGroup(click.Group):
-    """A click group that imports a command's module only when that command is invoked (or its help shown)."""
+    """A click group that imports a command's module only when that command is invoked (or its help shown).
+
+    It also turns :class:`styler.errors.StylerError` into a clean one-line message with exit code 1, so the console
+    script and click's test runner behave the same.
+    """
+
+    def invoke(self, ctx: click.Context):  # noqa: ANN201 - click's signature
+        from styler.errors import StylerError
+
+        try:
+            return super().invoke(ctx)
+        except StylerError as exc:
+            raise UserError(str(exc)) from exc
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
@@ -52,9 +73,7 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``styler`` console script; turns StylerError into a one-line message and exit code 1."""
-    from styler.errors import StylerError
-
+    """Entry point of the ``styler`` console script (exit codes: 0 ok, 1 error, 2 usage, 130 interrupted)."""
     try:
         code = cli.main(args=argv, prog_name="styler", standalone_mode=False)
     except click.exceptions.Abort:
@@ -63,9 +82,6 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except StylerError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)

@@ -1,0 +1,529 @@
+"""Training a style model: resumable, observable, and reproducible.
+
+One run trains one :class:`~styler.network.TransformerNet` against one style image with the perceptual loss.
+Everything a run produces lives beside the model file::
+
+    starry_night.pth            the model (self-describing, see styler.modelfile)
+    starry_night.loss.png       loss curves (written at the end)
+    starry_night.run/
+        checkpoint.pth          model + optimizer + step + RNG + config, written atomically
+        log.jsonl               one JSON record per logged step (loss terms, lr, images/s, SN weights)
+        previews/step_000200.png  fixed photos stylized in eval mode every N steps; latest.png is the newest
+
+Why the data order is a function of (seed, step) and not of a loader's internal state: a run resumed from step *k*
+then sees exactly the batches an uninterrupted run would, so resuming reproduces the uninterrupted weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import random
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .checkpoints import load_checkpoint, save_checkpoint
+from .data import BatchSchedule, PhotoFolder, load_style_image
+from .errors import StylerError, TrainingError
+from .lossnet import TAP_INDICES, VGG16Features, resolve_lossnet_spec, sha256_file
+from .losses import LossWeights, PerceptualLoss
+from .modelfile import save_model
+from .network import ArchSpec, TransformerNet, count_parameters
+from .norms import NormSpec, finalize_switchable_statistics, switchable_layers
+
+__all__ = ["TrainConfig", "TrainResult", "TrainingInterrupted", "train", "resolve_device", "PRESETS",
+           "RESUMABLE_OVERRIDES"]
+
+
+@dataclass
+class TrainConfig:
+    """All settings of a training run; stored in checkpoints and in the final model's metadata.
+
+    Loss weights left at ``None`` take the defaults of the loss network's convention
+    (:meth:`styler.losses.LossWeights.for_lossnet`).
+    """
+
+    style: str
+    dataset: str
+    output: str
+    norm: str = "instance"
+    groups: int = 8
+    sn_using_bn: bool = False
+    width: int = 32
+    residual_blocks: int = 5
+    iterations: int = 2000
+    batch_size: int = 4
+    image_size: int = 256
+    style_size: int | None = 256
+    content_weight: float | None = None
+    style_weight: float | None = None
+    tv_weight: float | None = None
+    content_layer: str = "relu3_3"
+    style_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+    lr: float = 1e-3
+    seed: int = 42
+    device: str = "auto"
+    threads: int | None = None
+    amp: bool = True
+    channels_last: bool | None = None
+    compile: bool = False
+    vgg_source: str = "auto"
+    vgg_weights: str | None = None
+    vgg_convention: str | None = None
+    checkpoint_interval: int = 200
+    preview_interval: int = 200
+    log_interval: int = 10
+    run_dir: str | None = None
+    log_file: str | None = None
+    preview_images: tuple[str, ...] = ()
+    preview_count: int = 4
+    preview_size: int = 256
+    half_storage: bool = False
+    name: str | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.style_layers = tuple(self.style_layers)
+        self.preview_images = tuple(self.preview_images)
+        for layer in (self.content_layer, *self.style_layers):
+            if layer not in TAP_INDICES:
+                raise StylerError(f"unknown VGG16 layer {layer!r}; known: {', '.join(TAP_INDICES)}")
+        if self.iterations < 1 or self.batch_size < 1:
+            raise StylerError("iterations and batch size must be at least 1")
+        if self.image_size < 16:
+            raise StylerError(f"training image size {self.image_size} is too small (minimum 16)")
+        for key in ("checkpoint_interval", "preview_interval", "log_interval"):
+            if getattr(self, key) < 0:
+                raise StylerError(f"{key.replace('_', '-')} must be >= 0 (0 disables it)")
+        NormSpec.parse(self.norm)  # validates the name early, with the list of valid ones
+
+    @property
+    def norm_spec(self) -> NormSpec:
+        return NormSpec.parse(self.norm, groups=self.groups,
+                              using_bn=self.sn_using_bn if NormSpec.parse(self.norm).kind == "switchable" else False)
+
+    @property
+    def arch(self) -> ArchSpec:
+        return ArchSpec(width=self.width, residual_blocks=self.residual_blocks, norm=self.norm_spec)
+
+    @property
+    def run_path(self) -> Path:
+        return Path(self.run_dir) if self.run_dir else Path(self.output).with_suffix(".run")
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_path / "checkpoint.pth"
+
+    @property
+    def log_path(self) -> Path:
+        return Path(self.log_file) if self.log_file else self.run_path / "log.jsonl"
+
+    @property
+    def loss_curve_path(self) -> Path:
+        return Path(self.output).with_suffix(".loss.png")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["style_layers"] = list(self.style_layers)
+        data["preview_images"] = list(self.preview_images)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+#: Settings that may differ when a run is resumed; everything else must match the checkpoint.
+RESUMABLE_OVERRIDES = frozenset({"iterations", "checkpoint_interval", "preview_interval", "log_interval", "device",
+                                 "threads",
+                                 "progress", "output", "run_dir", "log_file", "compile", "half_storage", "name"})
+
+#: Named bundles of settings for common situations (CLI: --preset).
+PRESETS: dict[str, dict[str, Any]] = {
+    # Recognizable style in well under 20 minutes on 2 CPU cores (measured in the README).
+    "cpu-quick": {"width": 16, "image_size": 128, "batch_size": 4, "iterations": 600, "style_size": 256,
+                  "checkpoint_interval": 100, "preview_interval": 100},
+    # The settings of the shipped model zoo (half width; quality measured against full width in the README).
+    "zoo": {"width": 16, "image_size": 160, "batch_size": 4, "iterations": 2000, "style_size": 256},
+    # Johnson et al.'s recipe, for a GPU: full width, 256 px crops, 40k steps at batch 4.
+    "paper": {"width": 32, "image_size": 256, "batch_size": 4, "iterations": 40000, "style_size": 256},
+}
+
+
+class TrainingInterrupted(StylerError):
+    """Raised after a SIGINT/SIGTERM once the checkpoint has been written."""
+
+    def __init__(self, step: int, checkpoint: Path) -> None:
+        super().__init__(f"interrupted at step {step}; checkpoint saved to {checkpoint}. "
+                         f"Continue with: styler train --resume {checkpoint}")
+        self.step = step
+        self.checkpoint = checkpoint
+
+
+@dataclass
+class TrainResult:
+    model_path: Path
+    steps: int
+    wall_seconds: float
+    images_per_second: float
+    final_losses: dict[str, float]
+    log_path: Path
+    loss_curve: Path | None
+    skipped_images: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then the CPU; an explicit device that is unavailable is an error."""
+    name = name.lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise StylerError("--device cuda was requested but CUDA is not available on this machine")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise StylerError("--device mps was requested but Apple MPS is not available on this machine")
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise StylerError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from exc
+
+
+def hardware_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA)"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{cpu}, {torch.get_num_threads()} threads"
+
+
+class _StopFlag:
+    """Turns SIGINT/SIGTERM into a flag checked between steps, so a checkpoint is written before exiting."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopFlag":
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        except ValueError:  # not in the main thread: signals cannot be caught there
+            self._previous.clear()
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C stops at once
+        self.signal = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((3, tuple(state["python"]), None))
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _optimizer(net: nn.Module, lr: float) -> torch.optim.Optimizer:
+    # SN mixture logits get their own group (no weight decay toward uniform, docs/norms.md §5.3).
+    logits = [p for n, p in net.named_parameters() if n.endswith("_logits")]
+    others = [p for n, p in net.named_parameters() if not n.endswith("_logits")]
+    groups = [{"params": others, "name": "weights"}]
+    if logits:
+        groups.append({"params": logits, "name": "sn_logits", "weight_decay": 0.0})
+    return torch.optim.Adam(groups, lr=lr)
+
+
+def _preview_photos(config: TrainConfig, dataset: PhotoFolder) -> list[torch.Tensor]:
+    from .figures import fit_into
+    from .imageio import open_rgb, pil_to_tensor
+
+    paths = [Path(p) for p in config.preview_images]
+    if not paths and config.preview_count > 0:
+        files = dataset.files
+        step = max(1, len(files) // config.preview_count)
+        paths = files[::step][: config.preview_count]
+    photos = []
+    for path in paths:
+        try:
+            photos.append(pil_to_tensor(fit_into(open_rgb(path), config.preview_size)))
+        except StylerError:
+            continue
+    return photos
+
+
+def _save_preview(net: TransformerNet, photos: list[torch.Tensor], device: torch.device, step: int,
+                  folder: Path, title: str) -> Path | None:
+    if not photos:
+        return None
+    from .figures import image_grid
+    from .imageio import tensor_to_pil
+
+    was_training = net.training
+    net.eval()
+    with torch.no_grad():
+        outputs = [tensor_to_pil(net(p.to(device)).cpu()) for p in photos]
+    net.train(was_training)
+    grid = image_grid([[tensor_to_pil(p) for p in photos], outputs], cell=max(p.shape[-1] for p in photos) // 2 * 2,
+                      row_labels=["photo", f"step {step}"], title=title)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"step_{step:06d}.png"
+    grid.save(path)
+    grid.save(folder / "latest.png")
+    return path
+
+
+def _check_resume_compatible(saved: TrainConfig, requested: TrainConfig, explicit: set[str]) -> TrainConfig:
+    """The checkpoint's config wins; explicitly given options may only change the resumable settings."""
+    conflicts = []
+    merged = dataclasses.replace(saved)
+    for key in explicit:
+        new, old = getattr(requested, key), getattr(saved, key)
+        if key in RESUMABLE_OVERRIDES:
+            setattr(merged, key, new)
+        elif new != old:
+            conflicts.append(f"--{key.replace('_', '-')} ({old!r} in the checkpoint, {new!r} given)")
+    if conflicts:
+        raise StylerError("cannot change these settings when resuming: " + ", ".join(conflicts))
+    return merged
+
+
+def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, explicit: set[str] | None = None,
+          on_step: Callable[[int, dict[str, float]], None] | None = None,
+          stop_after: int | None = None) -> TrainResult:
+    """Run (or resume) training and write the model file; returns what was produced and measured.
+
+    Args:
+        config: the run's settings. When resuming, the checkpoint's settings are used instead, except those in
+            :data:`RESUMABLE_OVERRIDES` that appear in ``explicit`` (the options the user actually passed).
+        resume: a checkpoint path to continue from.
+        on_step: called after every step with the step number and loss terms (tests and tooling).
+        stop_after: stop (as if interrupted, checkpoint written) after this many steps; for tests.
+    """
+    if resume is not None:
+        ckpt = load_checkpoint(resume)
+        config = _check_resume_compatible(TrainConfig.from_dict(ckpt["config"]), config, explicit or set())
+    else:
+        ckpt = None
+
+    device = resolve_device(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    use_amp = config.amp and device.type == "cuda"
+    channels_last = config.channels_last if config.channels_last is not None else device.type == "cuda"
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    dataset = PhotoFolder(Path(config.dataset), config.image_size)
+    schedule = BatchSchedule(dataset, config.batch_size, config.seed)
+    lossnet_spec = resolve_lossnet_spec(config.vgg_source, config.vgg_weights, config.vgg_convention)
+    defaults = LossWeights.for_lossnet(lossnet_spec.convention)
+    weights = LossWeights(
+        content=defaults.content if config.content_weight is None else config.content_weight,
+        style=defaults.style if config.style_weight is None else config.style_weight,
+        tv=defaults.tv if config.tv_weight is None else config.tv_weight,
+        content_layer=config.content_layer, style_layers=config.style_layers)
+    lossnet, lossnet_spec = VGG16Features.load(lossnet_spec, (weights.content_layer, *weights.style_layers))
+    style_image = load_style_image(config.style, config.style_size)
+    loss_fn = PerceptualLoss(lossnet, style_image, weights).to(device)
+
+    net = TransformerNet(config.arch).to(device)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+        loss_fn = loss_fn.to(memory_format=torch.channels_last)
+    optimizer = _optimizer(net, config.lr)
+    start_step, elapsed_before = 0, 0.0
+    if ckpt is not None:
+        net.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        start_step = int(ckpt["step"])
+        elapsed_before = float(ckpt.get("elapsed", 0.0))
+        _set_rng_state(ckpt["rng"], device)
+    net.train()
+    forward = torch.compile(net) if config.compile else net
+    loss_forward = torch.compile(loss_fn) if config.compile else loss_fn
+
+    run_path = config.run_path
+    run_path.mkdir(parents=True, exist_ok=True)
+    log_path = config.log_path
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    if ckpt is None and log_path.exists():
+        log_path.unlink()  # a fresh run starts a fresh log
+    elif ckpt is not None and log_path.exists():
+        _truncate_log(log_path, start_step)
+    preview_photos = _preview_photos(config, dataset)
+    style_name = Path(config.style).stem
+    title = f"{style_name} · {config.norm_spec.short_name} · width {config.width}"
+
+    def checkpoint(step: int, elapsed: float) -> None:
+        save_checkpoint(config.checkpoint_path, {
+            "config": config.to_dict(), "model": net.state_dict(), "optimizer": optimizer.state_dict(),
+            "step": step, "elapsed": elapsed, "rng": _rng_state(device),
+            "skipped_images": len(dataset.bad_files)})
+
+    progress = None
+    if config.progress:
+        from tqdm import tqdm
+
+        progress = tqdm(total=config.iterations, initial=start_step, unit="step", dynamic_ncols=True,
+                        desc=f"train {style_name}/{config.norm_spec.short_name}")
+    recent: list[dict[str, float]] = []
+    window_start, window_images = time.perf_counter(), 0
+    t0 = time.perf_counter()
+    step = start_step
+    last_saved = start_step if ckpt is not None else None
+    try:
+        with _StopFlag() as stop:
+            while step < config.iterations:
+                batch = schedule.batch(step).to(device, non_blocking=True)
+                if channels_last:
+                    batch = batch.contiguous(memory_format=torch.channels_last)
+                optimizer.zero_grad(set_to_none=True)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    output = forward(batch)
+                    terms = loss_forward(output.float(), batch)
+                values = terms.as_floats()
+                if not math.isfinite(values["loss"]):
+                    kept = (f"the last good checkpoint {config.checkpoint_path} (step {last_saved}) was kept"
+                            if last_saved is not None else "no checkpoint had been written yet")
+                    raise TrainingError(
+                        f"loss became {values['loss']} at step {step} (content {values['content']:.4g}, style "
+                        f"{values['style']:.4g}, tv {values['tv']:.4g}). The usual cause is loss weights that are "
+                        f"too high (style weight {weights.style:g}, content {weights.content:g}, tv {weights.tv:g}) "
+                        f"or a learning rate that is too high ({config.lr:g}): lower --style-weight or --lr. {kept}.")
+                terms.total.backward()
+                optimizer.step()
+                step += 1
+                window_images += batch.shape[0]
+                recent.append(values)
+                if on_step is not None:
+                    on_step(step, values)
+                if progress is not None:
+                    progress.update(1)
+                    progress.set_postfix(loss=f"{values['loss']:.3g}", content=f"{values['content']:.3g}",
+                                         style=f"{values['style']:.3g}", tv=f"{values['tv']:.2g}", refresh=False)
+                elapsed = elapsed_before + time.perf_counter() - t0
+                if config.log_interval and (step % config.log_interval == 0 or step == config.iterations):
+                    now = time.perf_counter()
+                    record = {"step": step, "epoch": round(schedule.epoch_of(step), 4),
+                              **{k: sum(r[k] for r in recent) / len(recent) for k in recent[0]},
+                              "lr": optimizer.param_groups[0]["lr"],
+                              "images_per_s": window_images / max(now - window_start, 1e-9),
+                              "elapsed_s": round(elapsed, 2)}
+                    sn = {name: layer.mixture_weights() for name, layer in switchable_layers(net)}
+                    if sn:
+                        record["sn_weights"] = sn
+                    with open(log_path, "a") as handle:
+                        handle.write(json.dumps(record) + "\n")
+                    recent, window_start, window_images = [], now, 0
+                if config.preview_interval and step % config.preview_interval == 0:
+                    _save_preview(net, preview_photos, device, step, run_path / "previews", title)
+                if config.checkpoint_interval and step % config.checkpoint_interval == 0:
+                    checkpoint(step, elapsed)
+                    last_saved = step
+                if stop.signal is not None or (stop_after is not None and step - start_step >= stop_after
+                                               and step < config.iterations):
+                    checkpoint(step, elapsed)
+                    raise TrainingInterrupted(step, config.checkpoint_path)
+    finally:
+        if progress is not None:
+            progress.close()
+
+    wall = elapsed_before + time.perf_counter() - t0
+    checkpoint(step, wall)
+    # Batch-average SN statistics are meaningless until finalized over training batches (docs/norms.md §5.3).
+    if any(m.using_bn and not m.using_moving_average for _, m in switchable_layers(net)):
+        finalize_switchable_statistics(net, (schedule.batch(config.iterations + i).to(device) for i in range(50)))
+    net.eval()
+    records = read_log(log_path)
+    final = _final_losses(records)
+    images_seen = config.iterations * config.batch_size
+    metadata = {
+        "name": config.name or Path(config.output).stem,
+        "style": {"name": style_name, "file": Path(config.style).name, "sha256": sha256_file(config.style),
+                  "size": list(style_image.shape[-2:])},
+        "norm": config.norm_spec.to_dict(),
+        "inference_statistics": config.norm_spec.inference_statistics,
+        "loss_network": lossnet_spec.describe(),
+        "loss_weights": weights.to_dict(),
+        "training": {**{k: v for k, v in config.to_dict().items()
+                        if k not in ("progress", "preview_images", "run_dir", "log_file", "output")},
+                     "steps": step, "images_seen": images_seen, "wall_seconds": round(wall, 1),
+                     "images_per_second": round(images_seen / wall, 3) if wall else None,
+                     "hardware": hardware_description(device), "device": device.type,
+                     "dataset_images": len(dataset), "skipped_images": len(dataset.bad_files)},
+        "final_losses": final,
+        "parameters": count_parameters(net),
+    }
+    model_path = save_model(config.output, net.cpu(), metadata, half=config.half_storage)
+    curve = None
+    if records:
+        from .figures import plot_loss_curves
+
+        curve = plot_loss_curves({config.norm_spec.short_name: records}, config.loss_curve_path,
+                                 title=f"{style_name} · {config.norm_spec.short_name}")
+    return TrainResult(model_path=model_path, steps=step, wall_seconds=wall,
+                       images_per_second=images_seen / wall if wall else 0.0, final_losses=final,
+                       log_path=log_path, loss_curve=curve, skipped_images=len(dataset.bad_files),
+                       metadata=metadata)
+
+
+def read_log(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Records of a training log (JSON lines); unreadable lines (e.g. a torn last line) are skipped."""
+    records = []
+    path = Path(path)
+    if not path.exists():
+        return records
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """On resume, drop log records written after the checkpoint's step (they will be redone)."""
+    kept = [r for r in read_log(path) if r.get("step", 0) <= step]
+    path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+
+
+def _final_losses(records: list[dict[str, Any]], last: int = 5) -> dict[str, float]:
+    tail = records[-last:]
+    if not tail:
+        return {}
+    return {k: sum(r[k] for r in tail) / len(tail) for k in ("loss", "content", "style", "tv") if k in tail[0]}
