@@ -30,6 +30,10 @@ _LAZY = {
     "load_model": "styler.modelfile",
     "read_model_info": "styler.modelfile",
     "StylerError": "styler.errors",
+    "Stylizer": "styler.stylize",
+    "StylizeOptions": "styler.stylize",
+    "stylize_image": "styler.stylize",
+    "find_model": "styler.zoo",
 }
 
 __all__ = ["__version__", *_LAZY]

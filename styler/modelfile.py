@@ -29,13 +29,10 @@ from .checkpoints import atomic_torch_save, safe_torch_load
 from .errors import ModelFileError
 from .network import ArchSpec, TransformerNet
 
-__all__ = ["LoadedModel", "MODEL_FORMAT", "save_model", "load_model", "read_model_info", "strip_legacy_norm_keys",
-           "resolve_model_path", "model_search_dirs", "MODEL_SUFFIX"]
+__all__ = ["LoadedModel", "MODEL_FORMAT", "save_model", "load_model", "read_model_info", "strip_legacy_norm_keys"]
 
 MODEL_FORMAT = "styler-model"
 MODEL_FORMAT_VERSION = 1
-MODEL_SUFFIX = ".pth"
-ENV_MODEL_DIR = "STYLER_MODEL_DIR"
 
 
 @dataclass
@@ -170,26 +167,3 @@ def read_model_info(path: str | os.PathLike) -> dict[str, Any]:
         "inference_statistics": arch.norm.inference_statistics,
         "metadata": metadata,
     }
-
-
-def model_search_dirs() -> list[Path]:
-    """Where model names (``-m starry_night``) are looked up: ``$STYLER_MODEL_DIR``, then the bundled ``weights/``."""
-    dirs = []
-    if os.environ.get(ENV_MODEL_DIR):
-        dirs.append(Path(os.environ[ENV_MODEL_DIR]))
-    dirs.append(Path(__file__).resolve().parent.parent / "weights")
-    return dirs
-
-
-def resolve_model_path(name_or_path: str | os.PathLike) -> Path:
-    """A model file path as given, or a bundled model looked up by name (with or without ``.pth``)."""
-    candidate = Path(name_or_path)
-    if candidate.exists():
-        return candidate
-    stem = candidate.name if candidate.suffix == MODEL_SUFFIX else candidate.name + MODEL_SUFFIX
-    for folder in model_search_dirs():
-        if (folder / stem).is_file():
-            return folder / stem
-    available = sorted({p.stem for d in model_search_dirs() if d.is_dir() for p in d.glob(f"*{MODEL_SUFFIX}")})
-    raise ModelFileError(f"model not found: {name_or_path}"
-                         + (f"; bundled models: {', '.join(available)}" if available else ""))

@@ -21,10 +21,7 @@ numpy, so the ONNX path needs no torch.
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,107 +29,18 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .devices import DEVICES, resolve_device
 from .errors import ModelFileError, StylerError
 from .imageio import RGBImage, resize_image
+from .zoo import default_model, find_model, model_search_dirs
 
 __all__ = ["StylizeOptions", "Stylizer", "find_model", "default_model", "model_search_dirs", "processing_size",
            "preserve_color", "blend_strength", "rgb_to_ycbcr", "ycbcr_to_rgb", "rgb_to_lab", "lab_to_rgb",
            "stylize_image", "stylize_tensor", "resolve_device", "BACKENDS", "DEVICES", "COLOR_SPACES"]
 
 BACKENDS = ("auto", "torch", "onnx")
-DEVICES = ("auto", "cpu", "cuda", "mps")
 COLOR_SPACES = ("ycbcr", "lab")
-MODEL_SUFFIX = ".pth"
 GIB = 1 << 30
-
-
-# --- finding models (torch-free mirror of styler.modelfile's lookup) ----------------------------------------------
-
-def model_search_dirs() -> list[Path]:
-    """``$STYLER_MODEL_DIR``, then the repository's ``weights/`` (same order as :func:`styler.modelfile.model_search_dirs`)."""
-    dirs = []
-    if os.environ.get("STYLER_MODEL_DIR"):
-        dirs.append(Path(os.environ["STYLER_MODEL_DIR"]))
-    dirs.append(Path(__file__).resolve().parent.parent / "weights")
-    return dirs
-
-
-def _available_models() -> list[str]:
-    return sorted({p.stem for d in model_search_dirs() if d.is_dir() for p in d.glob(f"*{MODEL_SUFFIX}")})
-
-
-def default_model() -> Path | None:
-    """The default model named by ``MANIFEST.json`` (key ``"default"``) or ``default.txt`` in a model folder."""
-    for folder in model_search_dirs():
-        name = None
-        manifest = folder / "MANIFEST.json"
-        if manifest.is_file():
-            try:
-                name = json.loads(manifest.read_text()).get("default")
-            except (OSError, ValueError, AttributeError):
-                name = None
-        if not name and (folder / "default.txt").is_file():
-            name = (folder / "default.txt").read_text().strip() or None
-        if name:
-            candidate = folder / (name if str(name).endswith(MODEL_SUFFIX) else f"{name}{MODEL_SUFFIX}")
-            if candidate.is_file():
-                return candidate
-    return None
-
-
-def find_model(name_or_path: str | os.PathLike | None) -> Path:
-    """A model file path as given, a model name looked up in :func:`model_search_dirs`, or the default model."""
-    if name_or_path is None or str(name_or_path) == "":
-        found = default_model()
-        if found is None:
-            listed = _available_models()
-            raise ModelFileError(
-                "no model given and no default model is installed; pass -m PATH.pth (a model written by "
-                "`styler train`) or -m NAME (a model in $STYLER_MODEL_DIR or weights/)"
-                + (f"; available: {', '.join(listed)}" if listed else ""))
-        return found
-    candidate = Path(name_or_path)
-    if candidate.is_file():
-        return candidate
-    if candidate.is_dir():
-        raise ModelFileError(f"model path is a directory: {candidate}")
-    stem = candidate.name if candidate.suffix == MODEL_SUFFIX else candidate.name + MODEL_SUFFIX
-    for folder in model_search_dirs():
-        if (folder / stem).is_file():
-            return folder / stem
-    listed = _available_models()
-    raise ModelFileError(f"model not found: {name_or_path}" + (f"; available: {', '.join(listed)}" if listed else
-                                                                "; no models installed in weights/ yet"))
-
-
-# --- devices ------------------------------------------------------------------------------------------------------
-
-def _accelerator_hint() -> bool:
-    """Cheap, torch-free guess whether a GPU might exist (so ``auto`` only imports torch when it could matter)."""
-    return os.path.exists("/dev/nvidiactl") or os.path.exists("/proc/driver/nvidia") or (
-        sys.platform == "darwin" and os.uname().machine == "arm64")
-
-
-def resolve_device(device: str = "auto") -> str:
-    """``auto`` → ``cuda``/``mps`` when available, else ``cpu``. An explicit unavailable device is an error."""
-    if device not in DEVICES:
-        raise StylerError(f"unknown device {device!r}; choose from {', '.join(DEVICES)}")
-    if device == "cpu":
-        return "cpu"
-    if device == "auto" and not _accelerator_hint():
-        return "cpu"
-    import torch
-
-    cuda = torch.cuda.is_available()
-    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
-    if device == "auto":
-        return "cuda" if cuda else "mps" if mps else "cpu"
-    if device == "cuda" and not cuda:
-        raise StylerError("--device cuda requested but CUDA is not available (torch "
-                          f"{torch.__version__}); use --device cpu or auto")
-    if device == "mps" and not mps:
-        raise StylerError("--device mps requested but Apple MPS is not available; use --device cpu or auto")
-    return device
 
 
 # --- sizes and colour -----------------------------------------------------------------------------------------------
