@@ -12,7 +12,7 @@ from typing import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["fit_into", "image_grid", "plot_loss_curves", "label_font"]
+__all__ = ["fit_into", "image_grid", "plot_loss_curves", "plot_sn_weights", "label_font"]
 
 
 def label_font(size: int = 14) -> ImageFont.ImageFont:
@@ -104,6 +104,43 @@ def plot_loss_curves(runs: dict[str, list[dict]], path: str | os.PathLike, *,
         ax.grid(True, alpha=0.3)
     if len(runs) > 1 or title:
         axes[0][0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_sn_weights(weights: dict[str, dict[str, dict[str, float]]], path: str | os.PathLike, *,
+                    title: str = "") -> Path:
+    """Stacked bars of a switchable-norm model's learned branch weights, one bar per layer, mean and variance side
+    by side. ``weights`` maps a layer name to ``SwitchNorm2d.mixture_weights()`` (``{"mean": {"in": ..}, "var": ..}``).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    layers = list(weights)
+    branches = [b for b in ("in", "ln", "bn") if any(b in w[k] for w in weights.values() for k in ("mean", "var"))]
+    colours = {"in": "#d62728", "ln": "#1f77b4", "bn": "#7f7f7f"}
+    fig, axes = plt.subplots(1, 2, figsize=(max(6.0, 0.45 * len(layers) + 3.0) * 1.6, 3.8), sharey=True,
+                             squeeze=False)
+    for ax, kind in zip(axes[0], ("mean", "var")):
+        bottom = [0.0] * len(layers)
+        for branch in branches:
+            values = [weights[layer][kind].get(branch, 0.0) for layer in layers]
+            ax.bar(range(len(layers)), values, bottom=bottom, color=colours[branch], label=branch.upper())
+            bottom = [b + v for b, v in zip(bottom, values)]
+        ax.set_xticks(range(len(layers)))
+        ax.set_xticklabels([layer.replace(".norm", "") for layer in layers], rotation=60, ha="right", fontsize=7)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{'mean' if kind == 'mean' else 'variance'} weights")
+    axes[0][0].set_ylabel("softmax weight")
+    axes[0][1].legend(fontsize=8, loc="upper right")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
