@@ -36,3 +36,16 @@ def vgg_weights(shared: Path) -> Path:
 @pytest.fixture(autouse=True)
 def _deterministic() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """Run a module's many tiny-tensor tests on one intra-op thread, restoring the previous count afterwards.
+
+    On the shared 2-core machine, two OpenMP threads on tiny convolutions spend most of their time waiting for
+    each other under load (measured ~25x slower than one thread); the results do not depend on the thread count.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
