@@ -123,10 +123,9 @@ def _parse_payload(data: Any, path: Path) -> tuple[ArchSpec, dict[str, Any], dic
     return arch, metadata, state
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
-    """Rebuild the network described by a model file and load its weights (fp32, eval mode)."""
-    path = Path(path)
-    arch, metadata, state = _parse_payload(safe_torch_load(path, "model file"), path)
+def _matched_network(arch: ArchSpec, state: dict[str, torch.Tensor], path: Path
+                     ) -> tuple[TransformerNet, dict[str, torch.Tensor], list[str]]:
+    """Build the declared network and check ``state`` against it key by key and shape by shape."""
     net = TransformerNet(arch)
     state, dropped = strip_legacy_norm_keys(state, net)
     expected = net.state_dict()
@@ -145,18 +144,27 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
         raise ModelFileError(f"{path}: weights do not match the architecture it declares "
                              f"({arch.norm.kind} norm, width {arch.width}): " + "; ".join(parts))
     converted = {k: (v.to(expected[k].dtype) if v.is_floating_point() else v) for k, v in state.items()}
-    net.load_state_dict(converted, strict=True)
+    return net, converted, dropped
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild the network described by a model file and load its weights (fp32, eval mode)."""
+    path = Path(path)
+    arch, metadata, state = _parse_payload(safe_torch_load(path, "model file"), path)
+    net, state, dropped = _matched_network(arch, state, path)
+    net.load_state_dict(state, strict=True)
     net.eval().to(device)
     return LoadedModel(net=net, arch=arch, metadata=metadata, path=path, dropped_keys=dropped)
 
 
 def read_model_info(path: str | os.PathLike) -> dict[str, Any]:
-    """Metadata of a model file without building the network, plus file size and sha256."""
+    """Metadata of a model file plus file size and sha256; the weights are checked against the declared network."""
     from .lossnet import sha256_file
 
     path = Path(path)
     data = safe_torch_load(path, "model file")
     arch, metadata, state = _parse_payload(data, path)
+    _matched_network(arch, state, path)
     return {
         "path": str(path),
         "size_bytes": path.stat().st_size,

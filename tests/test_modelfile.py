@@ -262,3 +262,13 @@ def test_save_is_atomic_and_leaves_no_temp_files(tmp_path):
     save_model(target, copy.deepcopy(net))  # overwrite in place
     assert sorted(p.name for p in target.parent.iterdir()) == ["model.pth"]
     load_model(target)
+
+
+def test_info_refuses_weights_that_do_not_match_the_declared_network(tmp_path):
+    path = tmp_path / "m.pth"
+    save_model(path, TransformerNet(ArchSpec(width=8, residual_blocks=1)))
+    data = torch.load(path, weights_only=True)
+    data["arch"] = data["arch"].replace('"width": 8', '"width": 16')
+    torch.save(data, path)
+    with pytest.raises(ModelFileError, match="do not match the architecture"):
+        read_model_info(path)
