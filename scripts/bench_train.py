@@ -132,7 +132,7 @@ def main() -> None:
         table = {}
         print(f"\n{size}px, batch {args.batch}, {args.rounds} rounds, cpu pressure median "
               f"{statistics.median(pressures):.0f}%")
-        print(f"| variant | s/step (median, min–max) | images/s | speed-up vs baseline (median of paired ratios) |")
+        print("| variant | s/step (median, min–max) | images/s | speed-up vs baseline (median of paired ratios) |")
         print("|---|---|---|---|")
         for name, values in times.items():
             ratio = statistics.median(b / v for b, v in zip(base, values))

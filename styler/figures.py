@@ -106,12 +106,7 @@ def plot_loss_curves(runs: dict[str, list[dict]], path: str | os.PathLike, *,
         axes[0][0].legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path)
 
 
 def plot_sn_weights(weights: dict[str, dict[str, dict[str, float]]], path: str | os.PathLike, *,
@@ -143,6 +138,12 @@ def plot_sn_weights(weights: dict[str, dict[str, dict[str, float]]], path: str |
     axes[0][1].legend(fontsize=8, loc="upper right")
     if title:
         fig.suptitle(title)
+    return _save_figure(fig, path)
+
+
+def _save_figure(fig, path: str | os.PathLike) -> Path:  # noqa: ANN001 - a matplotlib Figure
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

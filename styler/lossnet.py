@@ -16,7 +16,6 @@ and truncated after the deepest tap that the loss needs: layers past it would be
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import torch
 from torch import nn
 
 from .errors import WeightsError
+from .fileutil import sha256_file
 
 __all__ = ["LossNetSpec", "VGG16Features", "TAP_INDICES", "resolve_lossnet_spec", "sha256_file"]
 
@@ -68,14 +68,6 @@ HOW_TO_PROVIDE = (
     "  * torchvision's VGG16_Weights.IMAGENET1K_V1: --vgg-source torchvision, on a machine with internet access\n"
     "    (downloaded once into the torch hub cache, $TORCH_HOME/hub/checkpoints)."
 )
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from torch import nn
 
 from .checkpoints import atomic_torch_save, safe_torch_load
 from .errors import ModelFileError
+from .fileutil import sha256_file
 from .network import ArchSpec, TransformerNet
 
 __all__ = ["LoadedModel", "MODEL_FORMAT", "save_model", "load_model", "read_model_info", "strip_legacy_norm_keys"]
@@ -159,8 +160,6 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
 
 def read_model_info(path: str | os.PathLike) -> dict[str, Any]:
     """Metadata of a model file plus file size and sha256; the weights are checked against the declared network."""
-    from .lossnet import sha256_file
-
     path = Path(path)
     data = safe_torch_load(path, "model file")
     arch, metadata, state = _parse_payload(data, path)

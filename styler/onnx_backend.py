@@ -14,7 +14,6 @@ dynamic, so one file serves every image size.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -24,8 +23,9 @@ from typing import Any
 import numpy as np
 
 from .errors import StylerError
+from .fileutil import sha256_file
 
-__all__ = ["BackendError", "cache_dir", "file_sha256", "onnxruntime_available", "cached_export", "export_onnx",
+__all__ = ["BackendError", "cache_dir", "onnxruntime_available", "cached_export", "export_onnx",
            "ensure_onnx", "OnnxRunner", "OPSET", "PARITY_TOLERANCE"]
 
 OPSET = 17
@@ -46,14 +46,6 @@ def cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "styler" / "onnx"
 
 
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def onnxruntime_available() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
@@ -67,7 +59,7 @@ def _cache_paths(model_path: Path, digest: str) -> tuple[Path, Path]:
 def cached_export(model_path: str | os.PathLike) -> tuple[Path, dict[str, Any]] | None:
     """The cached ONNX file and its sidecar for ``model_path``, or None (torch-free)."""
     model_path = Path(model_path)
-    onnx_path, meta_path = _cache_paths(model_path, file_sha256(model_path))
+    onnx_path, meta_path = _cache_paths(model_path, sha256_file(model_path))
     if onnx_path.is_file() and meta_path.is_file():
         try:
             return onnx_path, json.loads(meta_path.read_text())
@@ -129,7 +121,7 @@ def ensure_onnx(model_path: str | os.PathLike, loaded: Any = None) -> tuple[Path
         from .modelfile import load_model
 
         loaded = load_model(model_path)
-    onnx_path, meta_path = _cache_paths(model_path, file_sha256(model_path))
+    onnx_path, meta_path = _cache_paths(model_path, sha256_file(model_path))
     error = export_onnx(loaded.net, onnx_path)
     meta = {"name": loaded.name, "arch": loaded.arch.to_dict(), "metadata": loaded.metadata,
             "model_path": str(model_path), "parity_max_abs": error, "opset": OPSET}
