@@ -95,15 +95,31 @@ class BatchSchedule:
 
     With ``world_size > 1`` each rank takes an interleaved share of every global batch (rank r gets positions
     r, r + world_size, ...), so the union over ranks is exactly the single-process batch of ``batch_size·world_size``.
+    This is what a ``DistributedSampler`` with ``set_epoch`` does for a DataLoader: a deterministic reshuffle per
+    epoch and disjoint per-rank shares, but keyed on the global sample position instead of loader state.
+
+    ``origin_step``/``origin_position`` anchor the schedule for a run resumed with a *different* global batch (another
+    world size or per-rank batch): step ``s`` then starts at sample position
+    ``origin_position + (s − origin_step)·global_batch``, i.e. the data continues with the first image not yet seen.
+    With the default origin (0, 0) the position is simply ``step·global_batch``.
     """
 
-    def __init__(self, dataset: PhotoFolder, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(self, dataset: PhotoFolder, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+                 origin_step: int = 0, origin_position: int = 0) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside world size {world_size}")
         self.dataset = dataset
         self.batch_size = batch_size
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
+        self.origin_step = origin_step
+        self.origin_position = origin_position
         self._perm_cache: dict[int, np.ndarray] = {}
+
+    def position(self, step: int) -> int:
+        """Global sample position of the first image of ``step`` (= images seen before it)."""
+        return self.origin_position + (step - self.origin_step) * self.global_batch
 
     @property
     def global_batch(self) -> int:
@@ -116,14 +132,14 @@ class BatchSchedule:
 
     def epoch_of(self, step: int) -> float:
         """Fractional epoch reached at the start of ``step``."""
-        return step * self.global_batch / len(self.dataset)
+        return self.position(step) / len(self.dataset)
 
     def batch(self, step: int) -> torch.Tensor:
         """This rank's images for ``step`` as a B×3×size×size float tensor in [0, 1]."""
         n = len(self.dataset)
         images = []
         for slot in range(self.rank, self.global_batch, self.world_size):
-            position = step * self.global_batch + slot
+            position = self.position(step) + slot
             epoch, offset = divmod(position, n)
             perm = self.permutation(epoch)
             crop = None

@@ -285,8 +285,7 @@ class SwitchNorm2d(nn.Module):
 
         if self.using_bn:
             if self.training:
-                mean_bn = mean_in.mean(dim=0, keepdim=True)
-                var_bn = var_in.mean(dim=0, keepdim=True) + (mean_in - mean_bn).pow(2).mean(dim=0, keepdim=True)
+                mean_bn, var_bn = self._batch_statistics(mean_in, var_in)
                 self._update_running_stats(mean_bn.detach().flatten(), var_bn.detach().flatten())
             else:
                 if not self.using_moving_average and not bool(self.finalized):
@@ -305,6 +304,16 @@ class SwitchNorm2d(nn.Module):
         scale = self.weight.to(stats_dtype).view(1, -1, 1, 1) * torch.rsqrt(var + self.eps)
         shift = self.bias.to(stats_dtype).view(1, -1, 1, 1) - mean * scale
         return (xs * scale + shift).to(x.dtype)
+
+    def _batch_statistics(self, mean_in: torch.Tensor, var_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """BN-branch statistics (1×C×1×1) from the N×C×1×1 instance statistics of this batch.
+
+        A hook for distributed training: :class:`styler.distributed.SyncSwitchNorm2d` overrides it to pool the
+        statistics over the images of every rank instead of only this process's batch.
+        """
+        mean_bn = mean_in.mean(dim=0, keepdim=True)
+        var_bn = var_in.mean(dim=0, keepdim=True) + (mean_in - mean_bn).pow(2).mean(dim=0, keepdim=True)
+        return mean_bn, var_bn
 
     def _update_running_stats(self, mean_bn: torch.Tensor, var_bn: torch.Tensor) -> None:
         with torch.no_grad():

@@ -12,6 +12,10 @@ Everything a run produces lives beside the model file::
 
 Why the data order is a function of (seed, step) and not of a loader's internal state: a run resumed from step *k*
 then sees exactly the batches an uninterrupted run would, so resuming reproduces the uninterrupted weights.
+
+Distributed training (``torchrun --nproc_per_node=N -m styler train ...``, or ``styler train --nproc N``) runs this
+same loop on every rank; see :mod:`styler.distributed`. ``batch_size`` is per rank, the global batch is
+``batch_size · world_size``; only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from . import distributed as dist_utils
 from .checkpoints import load_checkpoint, save_checkpoint
 from .data import BatchSchedule, PhotoFolder, load_style_image
 from .errors import StylerError, TrainingError
@@ -90,6 +95,7 @@ class TrainConfig:
     half_storage: bool = False
     name: str | None = None
     progress: bool = True
+    sync_bn: bool = True
 
     def __post_init__(self) -> None:
         self.style_layers = tuple(self.style_layers)
@@ -145,7 +151,7 @@ class TrainConfig:
 
 #: Settings that may differ when a run is resumed; everything else must match the checkpoint.
 RESUMABLE_OVERRIDES = frozenset({"iterations", "checkpoint_interval", "preview_interval", "log_interval", "device",
-                                 "threads",
+                                 "threads", "batch_size", "sync_bn",
                                  "progress", "output", "run_dir", "log_file", "compile", "half_storage", "name"})
 
 #: Named bundles of settings for common situations (CLI: --preset).
@@ -181,6 +187,10 @@ class TrainResult:
     loss_curve: Path | None
     skipped_images: int
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: The trained network (on the CPU, eval mode), on every rank; only rank 0 writes it to ``model_path``.
+    net: Any = None
+    rank: int = 0
+    world_size: int = 1
 
 
 def resolve_device(name: str) -> torch.device:
@@ -325,11 +335,15 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, expli
           stop_after: int | None = None) -> TrainResult:
     """Run (or resume) training and write the model file; returns what was produced and measured.
 
+    Under torchrun (``WORLD_SIZE > 1``) every rank calls this function; it joins the process group (or reuses one
+    the caller set up), trains with DDP on ``batch_size`` images per rank, and only rank 0 writes files.
+
     Args:
         config: the run's settings. When resuming, the checkpoint's settings are used instead, except those in
             :data:`RESUMABLE_OVERRIDES` that appear in ``explicit`` (the options the user actually passed).
-        resume: a checkpoint path to continue from.
-        on_step: called after every step with the step number and loss terms (tests and tooling).
+        resume: a checkpoint path to continue from (every rank reads the same file).
+        on_step: called after every step with the step number and loss terms (tests and tooling). In a distributed
+            run the terms are the means over the global batch, identical on every rank.
         stop_after: stop (as if interrupted, checkpoint written) after this many steps; for tests.
     """
     if resume is not None:
@@ -339,8 +353,32 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, expli
         ckpt = None
 
     device = resolve_device(config.device)
+    ctx, device = dist_utils.setup(device)
+    try:
+        return _train(config, ckpt, ctx, device, on_step, stop_after)
+    finally:
+        dist_utils.cleanup(ctx)
+
+
+def _batch_norm_mode(config: TrainConfig, ctx: "dist_utils.DistContext", synced: list[str]) -> str:
+    """How batch statistics were computed, in words, for the model file."""
+    if not config.norm_spec.batch_dependent_in_training:
+        return "not applicable: the norm's statistics are per image, so they never cross images or ranks"
+    if not ctx.enabled:
+        return f"single process: statistics over the batch of {config.batch_size}"
+    if synced:
+        return (f"synchronized: statistics pooled over all {ctx.world_size} ranks, i.e. over the global batch of "
+                f"{config.batch_size * ctx.world_size}")
+    return (f"per rank: each of the {ctx.world_size} ranks normalized with its own {config.batch_size} images; "
+            "running statistics are rank 0's")
+
+
+def _train(config: TrainConfig, ckpt: dict[str, Any] | None, ctx: "dist_utils.DistContext", device: torch.device,
+           on_step: Callable[[int, dict[str, float]], None] | None, stop_after: int | None) -> TrainResult:
+    main = ctx.is_main
     if config.threads:
         torch.set_num_threads(config.threads)
+    # The same seed on every rank: identical initialization (DDP also broadcasts rank 0's weights at wrap time).
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     use_amp = config.amp and device.type == "cuda"
@@ -348,8 +386,31 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, expli
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
+    world = ctx.world_size
+    global_batch = config.batch_size * world
+    start_step, elapsed_before, images_before = 0, 0.0, 0
+    history: list[dict[str, Any]] = []
+    if ckpt is not None:
+        start_step = int(ckpt["step"])
+        elapsed_before = float(ckpt.get("elapsed", 0.0))
+        saved_global = int(ckpt.get("global_batch", ckpt["config"]["batch_size"]))
+        images_before = int(ckpt.get("images_seen", start_step * saved_global))
+        history = list(ckpt.get("history", [{"from_step": 0, "world_size": 1, "batch_size": saved_global,
+                                             "global_batch": saved_global}]))
+        if saved_global != global_batch and main:
+            import warnings
+
+            warnings.warn(f"resuming with a global batch of {global_batch} ({world} rank(s) × {config.batch_size}) "
+                          f"instead of {saved_global}: the data continues at image {images_before} of the schedule "
+                          "(nothing skipped or repeated), but the steps from here on are not those of the original "
+                          "run", stacklevel=2)
+    if not history or (history[-1]["world_size"], history[-1]["batch_size"]) != (world, config.batch_size):
+        history.append({"from_step": start_step, "world_size": world, "batch_size": config.batch_size,
+                        "global_batch": global_batch})
+
     dataset = PhotoFolder(Path(config.dataset), config.image_size)
-    schedule = BatchSchedule(dataset, config.batch_size, config.seed)
+    schedule = BatchSchedule(dataset, config.batch_size, config.seed, rank=ctx.rank, world_size=world,
+                             origin_step=start_step, origin_position=images_before)
     lossnet_spec = resolve_lossnet_spec(config.vgg_source, config.vgg_weights, config.vgg_convention)
     defaults = LossWeights.for_lossnet(lossnet_spec.convention)
     weights = LossWeights(
@@ -359,48 +420,67 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, expli
         content_layer=config.content_layer, style_layers=config.style_layers)
     lossnet, lossnet_spec = VGG16Features.load(lossnet_spec, (weights.content_layer, *weights.style_layers))
     style_image = load_style_image(config.style, config.style_size)
-    loss_fn = PerceptualLoss(lossnet, style_image, weights).to(device)
+    loss_fn = PerceptualLoss(lossnet, style_image, weights).to(device)  # frozen, never wrapped in DDP
 
     net = TransformerNet(config.arch).to(device)
+    synced = dist_utils.convert_sync_norms(net) if (ctx.enabled and config.sync_bn) else []
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
         loss_fn = loss_fn.to(memory_format=torch.channels_last)
     optimizer = _optimizer(net, config.lr)
-    start_step, elapsed_before = 0, 0.0
     if ckpt is not None:
         net.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        start_step = int(ckpt["step"])
-        elapsed_before = float(ckpt.get("elapsed", 0.0))
-        _set_rng_state(ckpt["rng"], device)
+        if main:
+            _set_rng_state(ckpt["rng"], device)
+        else:
+            dist_utils.seed_rank(config.seed, ctx.rank, start_step)
+    elif ctx.enabled and not main:
+        dist_utils.seed_rank(config.seed, ctx.rank)
     net.train()
-    forward = torch.compile(net) if config.compile else net
+    model: nn.Module = net
+    if ctx.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # broadcast_buffers: rank 0's BN running statistics are copied to all ranks before each forward, so every
+        # rank holds the same buffers (they are equal anyway when the statistics are synchronized).
+        model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None,
+                                        broadcast_buffers=True)
+    forward = torch.compile(model) if config.compile else model
     loss_forward = torch.compile(loss_fn) if config.compile else loss_fn
 
     run_path = config.run_path
-    run_path.mkdir(parents=True, exist_ok=True)
     log_path = config.log_path
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    if ckpt is None and log_path.exists():
-        log_path.unlink()  # a fresh run starts a fresh log
-    elif ckpt is not None and log_path.exists():
-        _truncate_log(log_path, start_step)
-    preview_photos = _preview_photos(config, dataset)
+    if main:
+        run_path.mkdir(parents=True, exist_ok=True)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        if ckpt is None and log_path.exists():
+            log_path.unlink()  # a fresh run starts a fresh log
+        elif ckpt is not None and log_path.exists():
+            _truncate_log(log_path, start_step)
+    preview_photos = _preview_photos(config, dataset) if main else []
     style_name = Path(config.style).stem
     title = f"{style_name} · {config.norm_spec.short_name} · width {config.width}"
 
+    def images_seen(at_step: int) -> int:
+        return images_before + (at_step - start_step) * global_batch
+
     def checkpoint(step: int, elapsed: float) -> None:
+        if not main:
+            return
         save_checkpoint(config.checkpoint_path, {
             "config": config.to_dict(), "model": net.state_dict(), "optimizer": optimizer.state_dict(),
             "step": step, "elapsed": elapsed, "rng": _rng_state(device),
-            "skipped_images": len(dataset.bad_files)})
+            "skipped_images": len(dataset.bad_files), "world_size": world, "global_batch": global_batch,
+            "images_seen": images_seen(step), "history": history})
 
     progress = None
-    if config.progress:
+    if config.progress and main:
         from tqdm import tqdm
 
         progress = tqdm(total=config.iterations, initial=start_step, unit="step", dynamic_ncols=True,
-                        desc=f"train {style_name}/{config.norm_spec.short_name}")
+                        desc=f"train {style_name}/{config.norm_spec.short_name}"
+                             + (f" ×{world} ranks" if ctx.enabled else ""))
     recent: list[dict[str, float]] = []
     window_start, window_images = time.perf_counter(), 0
     t0 = time.perf_counter()
@@ -417,6 +497,11 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, expli
                     output = forward(batch)
                     terms = loss_forward(output.float(), batch)
                 values = terms.as_floats()
+                stop_requested = stop.signal is not None
+                if ctx.enabled:
+                    # Global-batch means for the log and the NaN guard (every rank takes the same decision), and
+                    # a signal seen by any rank stops all of them at the same step.
+                    values, stop_requested = _reduce_step_values(values, stop_requested, device)
                 if not math.isfinite(values["loss"]):
                     kept = (f"the last good checkpoint {config.checkpoint_path} (step {last_saved}) was kept"
                             if last_saved is not None else "no checkpoint had been written yet")
@@ -428,7 +513,7 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, expli
                 terms.total.backward()
                 optimizer.step()
                 step += 1
-                window_images += batch.shape[0]
+                window_images += batch.shape[0] * world
                 recent.append(values)
                 if on_step is not None:
                     on_step(step, values)
@@ -437,27 +522,30 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, expli
                     progress.set_postfix(loss=f"{values['loss']:.3g}", content=f"{values['content']:.3g}",
                                          style=f"{values['style']:.3g}", tv=f"{values['tv']:.2g}", refresh=False)
                 elapsed = elapsed_before + time.perf_counter() - t0
-                if config.log_interval and (step % config.log_interval == 0 or step == config.iterations):
+                if main and config.log_interval and (step % config.log_interval == 0 or step == config.iterations):
                     now = time.perf_counter()
                     record = {"step": step, "epoch": round(schedule.epoch_of(step), 4),
                               **{k: sum(r[k] for r in recent) / len(recent) for k in recent[0]},
                               "lr": optimizer.param_groups[0]["lr"],
                               "images_per_s": window_images / max(now - window_start, 1e-9),
                               "elapsed_s": round(elapsed, 2)}
+                    if ctx.enabled:
+                        record["world_size"] = world
                     sn = {name: layer.mixture_weights() for name, layer in switchable_layers(net)}
                     if sn:
                         record["sn_weights"] = sn
                     with open(log_path, "a") as handle:
                         handle.write(json.dumps(record) + "\n")
                     recent, window_start, window_images = [], now, 0
-                if config.preview_interval and step % config.preview_interval == 0:
+                if main and config.preview_interval and step % config.preview_interval == 0:
                     _save_preview(net, preview_photos, device, step, run_path / "previews", title)
                 if config.checkpoint_interval and step % config.checkpoint_interval == 0:
                     checkpoint(step, elapsed)
                     last_saved = step
-                if stop.signal is not None or (stop_after is not None and step - start_step >= stop_after
-                                               and step < config.iterations):
+                if stop_requested or (stop_after is not None and step - start_step >= stop_after
+                                      and step < config.iterations):
                     checkpoint(step, elapsed)
+                    dist_utils.barrier(ctx)  # the checkpoint exists before any rank reports it
                     raise TrainingInterrupted(step, config.checkpoint_path)
     finally:
         if progress is not None:
@@ -465,41 +553,71 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, expli
 
     wall = elapsed_before + time.perf_counter() - t0
     checkpoint(step, wall)
-    # Batch-average SN statistics are meaningless until finalized over training batches (docs/norms.md §5.3).
+    # Batch-average SN statistics are meaningless until finalized over training batches (docs/norms.md §5.3). Every
+    # rank takes part: with synchronized SN the finalize forwards pool statistics over the ranks.
     if any(m.using_bn and not m.using_moving_average for _, m in switchable_layers(net)):
         finalize_switchable_statistics(net, (schedule.batch(config.iterations + i).to(device) for i in range(50)))
     net.eval()
-    records = read_log(log_path)
-    final = _final_losses(records)
-    images_seen = config.iterations * config.batch_size
-    metadata = {
-        "name": config.name or Path(config.output).stem,
-        "style": {"name": style_name, "file": Path(config.style).name, "sha256": sha256_file(config.style),
-                  "size": list(style_image.shape[-2:])},
-        "norm": config.norm_spec.to_dict(),
-        "inference_statistics": config.norm_spec.inference_statistics,
-        "loss_network": lossnet_spec.describe(),
-        "loss_weights": weights.to_dict(),
-        "training": {**{k: v for k, v in config.to_dict().items()
-                        if k not in ("progress", "preview_images", "run_dir", "log_file", "output")},
-                     "steps": step, "images_seen": images_seen, "wall_seconds": round(wall, 1),
-                     "images_per_second": round(images_seen / wall, 3) if wall else None,
-                     "hardware": hardware_description(device), "device": device.type,
-                     "dataset_images": len(dataset), "skipped_images": len(dataset.bad_files)},
-        "final_losses": final,
-        "parameters": count_parameters(net),
-    }
-    model_path = save_model(config.output, net.cpu(), metadata, half=config.half_storage)
+    bad_files: dict[str, str] = {}
+    for part in dist_utils.gather_objects(dict(dataset.bad_files), ctx):
+        bad_files.update(part)
+    total_images = images_seen(step)
+    run_images = total_images - images_before
+    run_wall = wall - elapsed_before
+    metadata: dict[str, Any] = {}
+    final: dict[str, float] = {}
     curve = None
-    if records:
-        from .figures import plot_loss_curves
+    if main:
+        records = read_log(log_path)
+        final = _final_losses(records)
+        metadata = {
+            "name": config.name or Path(config.output).stem,
+            "style": {"name": style_name, "file": Path(config.style).name, "sha256": sha256_file(config.style),
+                      "size": list(style_image.shape[-2:])},
+            "norm": config.norm_spec.to_dict(),
+            "inference_statistics": config.norm_spec.inference_statistics,
+            "loss_network": lossnet_spec.describe(),
+            "loss_weights": weights.to_dict(),
+            "training": {**{k: v for k, v in config.to_dict().items()
+                            if k not in ("progress", "preview_images", "run_dir", "log_file", "output")},
+                         "steps": step, "images_seen": total_images, "wall_seconds": round(wall, 1),
+                         "images_per_second": round(run_images / run_wall, 3) if run_wall > 0 else None,
+                         "hardware": hardware_description(device), "device": device.type,
+                         "dataset_images": len(dataset), "skipped_images": len(bad_files),
+                         "world_size": world, "global_batch": global_batch, "batch_size_is": "per rank",
+                         "distributed": {**ctx.describe(), "history": history,
+                                         "batch_statistics": _batch_norm_mode(config, ctx, synced),
+                                         "synchronized_norm_layers": len(synced)}},
+            "final_losses": final,
+            "parameters": count_parameters(net),
+        }
+        model_path = save_model(config.output, net.cpu(), metadata, half=config.half_storage)
+        if records:
+            from .figures import plot_loss_curves
 
-        curve = plot_loss_curves({config.norm_spec.short_name: records}, config.loss_curve_path,
-                                 title=f"{style_name} · {config.norm_spec.short_name}")
+            curve = plot_loss_curves({config.norm_spec.short_name: records}, config.loss_curve_path,
+                                     title=f"{style_name} · {config.norm_spec.short_name}")
+    else:
+        model_path = Path(config.output)
+        net.cpu()
+    dist_utils.barrier(ctx)  # the model file exists before any rank returns
     return TrainResult(model_path=model_path, steps=step, wall_seconds=wall,
-                       images_per_second=images_seen / wall if wall else 0.0, final_losses=final,
-                       log_path=log_path, loss_curve=curve, skipped_images=len(dataset.bad_files),
-                       metadata=metadata)
+                       images_per_second=run_images / run_wall if run_wall > 0 else 0.0, final_losses=final,
+                       log_path=log_path, loss_curve=curve, skipped_images=len(bad_files),
+                       metadata=metadata, net=net, rank=ctx.rank, world_size=world)
+
+
+def _reduce_step_values(values: dict[str, float], stop: bool, device: torch.device) -> tuple[dict[str, float], bool]:
+    """Mean of the loss terms over the ranks (equal per-rank batches: the global-batch mean) and any rank's stop."""
+    import torch.distributed as dist
+
+    keys = list(values)
+    packed = torch.tensor([values[k] for k in keys] + [1.0 if stop else 0.0], dtype=torch.float64,
+                          device=device if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(packed)
+    world = dist.get_world_size()
+    reduced = {k: float(packed[i]) / world for i, k in enumerate(keys)}
+    return reduced, bool(packed[-1] > 0)
 
 
 def read_log(path: str | os.PathLike) -> list[dict[str, Any]]:

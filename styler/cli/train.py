@@ -36,7 +36,8 @@ def _explicit(ctx: click.Context) -> set[str]:
 @click.option("--iterations", "-i", type=int, default=2000, help="Optimizer steps.")
 @click.option("--epochs", type=float, default=None,
               help="Train for this many passes over the dataset instead of --iterations.")
-@click.option("--batch-size", "-b", type=int, default=4, help="Images per step.")
+@click.option("--batch-size", "-b", type=int, default=4,
+              help="Images per step and per process: under torchrun/--nproc the global batch is this × processes.")
 @click.option("--image-size", type=int, default=256, help="Training crop size (pixels, square).")
 @click.option("--style-size", type=int, default=256, help="Long side of the style image (0 = as is).")
 @click.option("--content-weight", type=float, default=None,
@@ -74,6 +75,14 @@ def _explicit(ctx: click.Context) -> set[str]:
 @click.option("--resume", type=click.Path(dir_okay=False), default=None,
               help="Continue from a checkpoint (settings come from the checkpoint; --iterations may be raised).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--nproc", type=click.IntRange(min=1), default=None,
+              help="Train data-parallel in this many local processes: relaunches this command under torchrun "
+                   "(one process per GPU on CUDA; gloo on CPU). For several machines run torchrun yourself.")
+@click.option("--sync-bn/--no-sync-bn", default=True,
+              help="Distributed runs with batch norm (or SN's BN branch): pool batch statistics over all processes "
+                   "(the global batch) or keep per-process statistics. IN/GN/LN never need it.")
+@click.option("--stop-after", type=int, default=None, hidden=True,
+              help="Stop as if interrupted after this many steps (checkpoint written); for tests.")
 @click.pass_context
 def train(ctx: click.Context, **options) -> None:
     """Train a style model on a folder of photos.
@@ -82,15 +91,34 @@ def train(ctx: click.Context, **options) -> None:
     Example (recognizable style in ~10 minutes on 2 CPU cores):
       styler train -s starry_night.jpg -d photos/ --preset cpu-quick --vgg-weights vgg16-caffe.pth
 
+    \b
+    Data-parallel on 4 GPUs (or CPU processes), --batch-size per process:
+      styler train ... --nproc 4
+      torchrun --nproc_per_node=4 -m styler train ...      (the same, launched by hand)
+
     Ctrl-C (or SIGTERM) writes a checkpoint and stops; --resume continues exactly where it stopped.
     Exit codes: 0 done, 1 error (message on stderr), 2 usage error, 130 interrupted (checkpoint saved).
     """
+    import os
+    import sys
     from pathlib import Path
+
+    from styler import distributed as dist_utils
+
+    nproc = options.pop("nproc")
+    stop_after = options.pop("stop_after")
+    if nproc is not None and nproc > 1 and not dist_utils.under_launcher():
+        args = dist_utils.strip_option(sys.argv[1:], "--nproc")
+        click.echo(f"launching {nproc} processes with torchrun", err=True)
+        ctx.exit(dist_utils.launch(nproc, args))
+    main_rank = int(os.environ.get("RANK", "0")) == 0
 
     from styler.train import PRESETS, TrainConfig, TrainingInterrupted
     from styler.train import train as run_training
 
     explicit = _explicit(ctx)
+    explicit.discard("nproc")
+    explicit.discard("stop_after")
     resume = options.pop("resume")
     epochs = options.pop("epochs")
     quiet = options.pop("quiet")
@@ -125,14 +153,18 @@ def train(ctx: click.Context, **options) -> None:
         from styler.data import PhotoFolder
 
         count = len(PhotoFolder(Path(options["dataset"]), options["image_size"]))
-        options["iterations"] = max(1, round(epochs * count / options["batch_size"]))
+        world = nproc or dist_utils.launcher_world_size()
+        options["iterations"] = max(1, round(epochs * count / (options["batch_size"] * world)))
         explicit.add("iterations")
     try:
         config = TrainConfig(**options)
-        result = run_training(config, resume=resume, explicit=explicit)
+        result = run_training(config, resume=resume, explicit=explicit, stop_after=stop_after)
     except TrainingInterrupted as exc:
-        click.echo(f"\n{exc}", err=True)
+        if main_rank:
+            click.echo(f"\n{exc}", err=True)
         ctx.exit(130)
+    if not main_rank:
+        return
     click.echo(f"model written to {result.model_path}")
     click.echo(f"  {result.steps} steps in {result.wall_seconds / 60:.1f} min "
                f"({result.images_per_second:.2f} images/s); final losses: "
