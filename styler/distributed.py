@@ -35,7 +35,6 @@ from typing import Any, Sequence
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.nn import functional as F
 
 from .errors import StylerError
 from .norms import SwitchNorm2d

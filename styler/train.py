@@ -38,14 +38,16 @@ from torch import nn
 from . import distributed as dist_utils
 from .checkpoints import load_checkpoint, save_checkpoint
 from .data import BatchSchedule, PhotoFolder, load_style_image
+from .devices import resolve_device
 from .errors import StylerError, TrainingError
-from .lossnet import TAP_INDICES, VGG16Features, resolve_lossnet_spec, sha256_file
+from .fileutil import sha256_file
+from .lossnet import TAP_INDICES, VGG16Features, resolve_lossnet_spec
 from .losses import LossWeights, PerceptualLoss
 from .modelfile import save_model
 from .network import ArchSpec, TransformerNet, count_parameters
 from .norms import NormSpec, finalize_switchable_statistics, switchable_layers
 
-__all__ = ["TrainConfig", "TrainResult", "TrainingInterrupted", "train", "resolve_device", "PRESETS",
+__all__ = ["TrainConfig", "TrainResult", "TrainingInterrupted", "train", "PRESETS",
            "RESUMABLE_OVERRIDES"]
 
 
@@ -193,25 +195,6 @@ class TrainResult:
     world_size: int = 1
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA, then Apple MPS, then the CPU; an explicit device that is unavailable is an error."""
-    name = name.lower()
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise StylerError("--device cuda was requested but CUDA is not available on this machine")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise StylerError("--device mps was requested but Apple MPS is not available on this machine")
-    try:
-        return torch.device(name)
-    except RuntimeError as exc:
-        raise StylerError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from exc
-
-
 def hardware_description(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA)"
@@ -352,7 +335,7 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, expli
     else:
         ckpt = None
 
-    device = resolve_device(config.device)
+    device = torch.device(resolve_device(config.device))
     ctx, device = dist_utils.setup(device)
     try:
         return _train(config, ckpt, ctx, device, on_step, stop_after)

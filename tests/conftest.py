@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
+from PIL import Image
+
+if TYPE_CHECKING:
+    from styler.train import TrainConfig
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -49,3 +54,34 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+# --- training fixtures (shared by the training and distributed tests) ---------------------------------------
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory, shared) -> Path:
+    """Six real training photos, downscaled so that each step is cheap."""
+    folder = tmp_path_factory.mktemp("photos")
+    sources = sorted((shared / "data" / "content" / "train").rglob("*.jpg"))[::97][:6]
+    for i, src in enumerate(sources):
+        img = Image.open(src).convert("RGB")
+        img.thumbnail((120, 120))
+        (folder / ("sub" if i % 2 else "")).mkdir(exist_ok=True)
+        img.save(folder / ("sub" if i % 2 else "") / f"p{i}.jpg", quality=92)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def style(shared) -> Path:
+    return shared / "data" / "style" / "starry_night.jpg"
+
+
+def base_config(tmp_path: Path, photos: Path, style: Path, vgg: Path, **overrides) -> "TrainConfig":
+    """A tiny, fast training configuration (width 8, 64 px, 6 steps) for the training tests."""
+    from styler.train import TrainConfig
+
+    options = dict(style=str(style), dataset=str(photos), output=str(tmp_path / "model.pth"), width=8,
+                   residual_blocks=1, image_size=64, batch_size=2, style_size=96, iterations=6, log_interval=1,
+                   checkpoint_interval=0, preview_interval=0, vgg_weights=str(vgg), progress=False)
+    options.update(overrides)
+    return TrainConfig(**options)

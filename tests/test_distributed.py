@@ -28,14 +28,9 @@ from pathlib import Path
 import pytest
 import torch
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
-
-from test_train import base_config, photos, style  # noqa: E402,F401  (fixtures reused from the training tests)
-
-from styler import distributed as dist_utils  # noqa: E402
-from styler.data import BatchSchedule, PhotoFolder  # noqa: E402
+from conftest import base_config
+from styler import distributed as dist_utils
+from styler.data import BatchSchedule, PhotoFolder
 
 PER_RANK = 2       # images per rank per step
 STEPS = 3          # optimizer steps in the equivalence runs

@@ -19,36 +19,12 @@ from styler.cli import cli
 from styler.data import BatchSchedule, PhotoFolder
 from styler.errors import DatasetError, StylerError, TrainingError
 from styler.modelfile import load_model
-from styler.train import TrainConfig, TrainingInterrupted, train
+from styler.train import TrainingInterrupted, train
+
+from conftest import base_config
 
 TINY = ["--width", "8", "--residual-blocks", "1", "--image-size", "64", "--batch-size", "2", "--style-size", "96",
         "--log-interval", "1", "--quiet"]
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory, shared) -> Path:
-    """Six real training photos, downscaled so that each step is cheap."""
-    folder = tmp_path_factory.mktemp("photos")
-    sources = sorted((shared / "data" / "content" / "train").rglob("*.jpg"))[::97][:6]
-    for i, src in enumerate(sources):
-        img = Image.open(src).convert("RGB")
-        img.thumbnail((120, 120))
-        (folder / ("sub" if i % 2 else "")).mkdir(exist_ok=True)
-        img.save(folder / ("sub" if i % 2 else "") / f"p{i}.jpg", quality=92)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def style(shared) -> Path:
-    return shared / "data" / "style" / "starry_night.jpg"
-
-
-def base_config(tmp_path: Path, photos: Path, style: Path, vgg: Path, **overrides) -> TrainConfig:
-    options = dict(style=str(style), dataset=str(photos), output=str(tmp_path / "model.pth"), width=8,
-                   residual_blocks=1, image_size=64, batch_size=2, style_size=96, iterations=6, log_interval=1,
-                   checkpoint_interval=0, preview_interval=0, vgg_weights=str(vgg), progress=False)
-    options.update(overrides)
-    return TrainConfig(**options)
 
 
 @pytest.mark.slow
