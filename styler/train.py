@@ -45,7 +45,7 @@ from .lossnet import TAP_INDICES, VGG16Features, resolve_lossnet_spec
 from .losses import LossWeights, PerceptualLoss
 from .modelfile import save_model
 from .network import ArchSpec, TransformerNet, count_parameters
-from .norms import NormSpec, finalize_switchable_statistics, switchable_layers
+from .norms import NormSpec, finalize_switchable_statistics, make_norm, switchable_layers
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingInterrupted", "train", "PRESETS",
            "RESUMABLE_OVERRIDES"]
@@ -112,7 +112,13 @@ class TrainConfig:
         for key in ("checkpoint_interval", "preview_interval", "log_interval"):
             if getattr(self, key) < 0:
                 raise StylerError(f"{key.replace('_', '-')} must be >= 0 (0 disables it)")
-        NormSpec.parse(self.norm)  # validates the name early, with the list of valid ones
+        # Validate the network early (before the dataset scan and VGG load), as a user error rather than a
+        # traceback: the norm name and options, the width, and that a group count divides every layer width.
+        try:
+            for channels in self.arch.channels:
+                make_norm(self.norm_spec, channels)
+        except ValueError as exc:
+            raise StylerError(f"invalid network settings: {exc}") from None
 
     @property
     def norm_spec(self) -> NormSpec:

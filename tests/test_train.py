@@ -167,6 +167,26 @@ def test_missing_style_and_usage_errors(tmp_path, photos):
     assert result.exit_code == 2 and "style image not found" in result.output
 
 
+def test_invalid_network_settings_are_user_errors(tmp_path):
+    """A group count that does not divide every width is a clear error before any data or VGG is loaded."""
+    from styler.train import TrainConfig
+
+    common = dict(style="s.jpg", dataset=str(tmp_path), output=str(tmp_path / "m.pth"))
+    with pytest.raises(StylerError, match="32 channels are not divisible by 3 groups"):
+        TrainConfig(**common, norm="gn", groups=3)
+    with pytest.raises(StylerError, match="groups must be >= 1"):
+        TrainConfig(**common, norm="gn", groups=0)
+    with pytest.raises(StylerError, match="invalid architecture"):
+        TrainConfig(**common, width=0)
+    assert TrainConfig(**common, norm="gn", groups=16).norm_spec.groups == 16
+    style = tmp_path / "style.png"
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(style)
+    result = CliRunner().invoke(cli, ["train", "-s", str(style), "-d", str(tmp_path), "--norm", "gn",
+                                      "--groups", "3", "-o", str(tmp_path / "m.pth")])
+    assert result.exit_code == 1 and "not divisible by 3 groups" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 @pytest.mark.slow
 def test_ctrl_c_writes_checkpoint_and_resume_finishes(tmp_path, photos, style, vgg_weights):
     out = tmp_path / "model.pth"
