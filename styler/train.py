@@ -321,7 +321,7 @@ def _check_resume_compatible(saved: TrainConfig, requested: TrainConfig, explici
 
 def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, explicit: set[str] | None = None,
           on_step: Callable[[int, dict[str, float]], None] | None = None,
-          stop_after: int | None = None) -> TrainResult:
+          stop_after: int | None = None, epochs: float | None = None) -> TrainResult:
     """Run (or resume) training and write the model file; returns what was produced and measured.
 
     Under torchrun (``WORLD_SIZE > 1``) every rank calls this function; it joins the process group (or reuses one
@@ -334,6 +334,8 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, expli
         on_step: called after every step with the step number and loss terms (tests and tooling). In a distributed
             run the terms are the means over the global batch, identical on every rank.
         stop_after: stop (as if interrupted, checkpoint written) after this many steps; for tests.
+        epochs: train for this many passes over the dataset instead of ``config.iterations``. Computed here, after
+            a resumed run's settings are known, from the dataset, per-rank batch and world size actually used.
     """
     if resume is not None:
         ckpt = load_checkpoint(resume)
@@ -344,6 +346,10 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, expli
     device = torch.device(resolve_device(config.device))
     ctx, device = dist_utils.setup(device)
     try:
+        if epochs is not None:
+            count = len(PhotoFolder(Path(config.dataset), config.image_size))
+            iterations = max(1, round(epochs * count / (config.batch_size * ctx.world_size)))
+            config = dataclasses.replace(config, iterations=iterations)
         return _train(config, ckpt, ctx, device, on_step, stop_after)
     finally:
         dist_utils.cleanup(ctx)

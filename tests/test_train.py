@@ -86,6 +86,17 @@ def test_resume_refuses_changed_settings_but_allows_more_iterations(tmp_path, ph
     assert result.steps == 3
 
 
+def test_resume_with_epochs_uses_the_checkpoint_dataset(tmp_path, photos, style, vgg_weights):
+    """`--resume CKPT --epochs E` takes the dataset and batch size from the checkpoint (6 photos, batch 2)."""
+    config = base_config(tmp_path, photos, style, vgg_weights, iterations=2)
+    with pytest.raises(TrainingInterrupted) as info:
+        train(config, stop_after=1)
+    result = CliRunner().invoke(cli, ["train", "--resume", str(info.value.checkpoint), "--epochs", "1", "--quiet"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert load_model(config.output).metadata["training"]["steps"] == 3  # 1 epoch = 6 photos / batch 2
+
+
 def test_nan_guard_names_the_cause_and_keeps_checkpoint(tmp_path, photos, style, vgg_weights):
     config = base_config(tmp_path, photos, style, vgg_weights, style_weight=1e38, checkpoint_interval=1)
     with pytest.raises(TrainingError, match=r"too high .*--style-weight") as info:

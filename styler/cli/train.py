@@ -149,16 +149,10 @@ def train(ctx: click.Context, **options) -> None:
             if not options[key]:  # taken from the checkpoint
                 options[key] = "<checkpoint>"
                 explicit.discard(key)
-    if epochs is not None:
-        from styler.data import PhotoFolder
-
-        count = len(PhotoFolder(Path(options["dataset"]), options["image_size"]))
-        world = nproc or dist_utils.launcher_world_size()
-        options["iterations"] = max(1, round(epochs * count / (options["batch_size"] * world)))
-        explicit.add("iterations")
     try:
         config = TrainConfig(**options)
-        result = run_training(config, resume=resume, explicit=explicit, stop_after=stop_after)
+        # --epochs is turned into iterations by the library, once a resumed run's dataset and batch are known.
+        result = run_training(config, resume=resume, explicit=explicit, stop_after=stop_after, epochs=epochs)
     except TrainingInterrupted as exc:
         if main_rank:
             click.echo(f"\n{exc}", err=True)
