@@ -34,7 +34,7 @@ from PIL import Image
 
 from .errors import StylerError
 from .figures import image_grid
-from .imageio import RGBImage, read_image, resize_image
+from .imageio import RGBImage, read_image, resize_image, tensor_to_pil, to_uint8
 from .modelfile import LoadedModel, load_model
 from .norms import NormSpec
 
@@ -99,7 +99,7 @@ class Photo:
 
     @property
     def pil(self) -> Image.Image:
-        return _to_pil(self.tensor[0])
+        return tensor_to_pil(self.tensor[0])
 
 
 def _center_square(image: RGBImage) -> RGBImage:
@@ -154,11 +154,6 @@ def synthetic_companions(target: torch.Tensor, seed: int = 0) -> dict[str, torch
         "flat": torch.full_like(target, 0.5),
         "noise": torch.rand(target.shape, generator=gen, dtype=target.dtype),
     }
-
-
-def _to_pil(x: torch.Tensor) -> Image.Image:
-    arr = x.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray((arr * 255.0 + 0.5).astype(np.uint8), "RGB")
 
 
 # --- forward passes ------------------------------------------------------------------------------------------------
@@ -224,16 +219,16 @@ def compare_outputs(models: Sequence[Any], photos: Sequence[Photo], *, stats: st
             if use_stylizer:
                 rows.append(_stylize_eval(loaded, photos))
             else:
-                rows.append([_to_pil(_forward(loaded.net, p.tensor, "eval")[0]) for p in photos])
+                rows.append([tensor_to_pil(_forward(loaded.net, p.tensor, "eval")[0]) for p in photos])
         elif stats == "single":
-            rows.append([_to_pil(_forward(loaded.net, p.tensor, "train")[0]) for p in photos])
+            rows.append([tensor_to_pil(_forward(loaded.net, p.tensor, "train")[0]) for p in photos])
         else:
             sizes = {tuple(p.tensor.shape[-2:]) for p in photos}
             if len(sizes) > 1:
                 raise StylerError("batch statistics need photos of one size; load them with square=True "
                                   "(the CLI does this for --stats batch)")
             out = _forward(loaded.net, torch.cat([p.tensor for p in photos]), "train")
-            rows.append([_to_pil(o) for o in out])
+            rows.append([tensor_to_pil(o) for o in out])
     return rows
 
 
@@ -245,7 +240,7 @@ def _stylize_eval(loaded: LoadedModel, photos: Sequence[Photo]) -> list[Image.Im
     images = [RGBImage(rgb=np.ascontiguousarray(p.tensor[0].permute(1, 2, 0).numpy()), source=p.name)
               for p in photos]
     results = stylizer.stylize_many(images)
-    return [Image.fromarray((np.clip(r.image.rgb, 0, 1) * 255.0 + 0.5).astype(np.uint8), "RGB") for r in results]
+    return [Image.fromarray(to_uint8(r.image.rgb), "RGB") for r in results]
 
 
 def compare_grid(models: Sequence[Any], photos: Sequence[Photo], *, cell: int = 256, stats: str = "running",
@@ -389,7 +384,7 @@ def difference_heatmap(a: torch.Tensor, b: torch.Tensor, amplify: float = 10.0) 
         diff = diff[0]
     v = (diff.max(dim=0).values * amplify).clamp(0, 1).numpy()
     rgb = np.stack([np.clip(3 * v, 0, 1), np.clip(3 * v - 1, 0, 1), np.clip(3 * v - 2, 0, 1)], axis=-1)
-    return Image.fromarray((rgb * 255 + 0.5).astype(np.uint8), "RGB")
+    return Image.fromarray(to_uint8(rgb), "RGB")
 
 
 def independence_figure(rows: Sequence[IndependenceRow], *, cell: int = 192, amplify: float = 10.0,
@@ -412,7 +407,8 @@ def independence_figure(rows: Sequence[IndependenceRow], *, cell: int = 192, amp
             continue
         worst = first if first.max_abs >= second.max_abs else second
         heat = difference_heatmap(worst.in_batch, worst.alone, amplify)
-        grid.append([_to_pil(first.alone[0]), _to_pil(first.in_batch[0]), _to_pil(second.in_batch[0]), heat])
+        grid.append([tensor_to_pil(first.alone[0]), tensor_to_pil(first.in_batch[0]),
+                     tensor_to_pil(second.in_batch[0]), heat])
         mode = "train" if key[2].startswith("train") else key[2]
         labels.append(f"{key[1]} {mode}\n{key[0]}\nmax|Δ| {_fmt(max(first.max_abs, second.max_abs))}")
     return image_grid(grid, cell=cell, row_labels=labels,
@@ -482,11 +478,11 @@ def contrast_sensitivity(model: Any, photo: Photo | torch.Tensor,
 def contrast_figure(photo: Photo, rows_per_model: Sequence[Sequence[ContrastRow]], *, cell: int = 160) -> Image.Image:
     """Header row: the photo and its changed versions (clipped for display); then per model the outputs."""
     first = rows_per_model[0]
-    header = [_to_pil((photo.tensor[0] * r.a + r.b)) for r in first]
+    header = [tensor_to_pil((photo.tensor[0] * r.a + r.b)) for r in first]
     grid = [header]
     labels = ["input"]
     for rows in rows_per_model:
-        grid.append([_to_pil(r.output[0]) for r in rows])
+        grid.append([tensor_to_pil(r.output[0]) for r in rows])
         worst = max(r.relative_max for r in rows)
         labels.append(f"{rows[0].norm}\n{rows[0].model}\nmax rel. Δ {_fmt(worst)}")
     return image_grid(grid, cell=cell, row_labels=labels, col_labels=[r.transform for r in first],
