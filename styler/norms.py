@@ -276,6 +276,19 @@ class SwitchNorm2d(nn.Module):
         # Half-precision inputs: keep the statistics in fp32 (docs/norms.md §8.5).
         stats_dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
         xs = x.to(stats_dtype)
+        mean, var = self.mixed_statistics(xs)
+        scale = self.weight.to(stats_dtype).view(1, -1, 1, 1) * torch.rsqrt(var + self.eps)
+        shift = self.bias.to(stats_dtype).view(1, -1, 1, 1) - mean * scale
+        return (xs * scale + shift).to(x.dtype)
+
+    def mixed_statistics(self, xs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The softmax-mixed mean and variance this layer normalizes ``xs`` with (broadcastable to N×C×1×1).
+
+        Shared by :meth:`forward` and by tiled inference (:mod:`styler.tiling`), which freezes exactly these
+        statistics, so the two can never disagree. In training mode with the BN branch it updates the running
+        statistics, as a forward does.
+        """
+        stats_dtype = xs.dtype
         var_in, mean_in = torch.var_mean(xs, dim=(2, 3), correction=self.var_correction, keepdim=True)
 
         mean_ln = mean_in.mean(dim=1, keepdim=True)
@@ -301,9 +314,7 @@ class SwitchNorm2d(nn.Module):
         var_w = torch.softmax(self.var_logits.to(stats_dtype), 0)
         mean = sum(w * m for w, m in zip(mean_w, means))
         var = sum(w * v for w, v in zip(var_w, variances))
-        scale = self.weight.to(stats_dtype).view(1, -1, 1, 1) * torch.rsqrt(var + self.eps)
-        shift = self.bias.to(stats_dtype).view(1, -1, 1, 1) - mean * scale
-        return (xs * scale + shift).to(x.dtype)
+        return mean, var
 
     def _batch_statistics(self, mean_in: torch.Tensor, var_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """BN-branch statistics (1×C×1×1) from the N×C×1×1 instance statistics of this batch.

@@ -128,17 +128,7 @@ def norm_affine(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch
         var = var.repeat_interleave(c // g, dim=1).view(n, c, 1, 1)
         return _affine_from_stats(module if module.affine else nn.Module(), mean, var, module.eps)
     if isinstance(module, SwitchNorm2d):
-        var_in, mean_in = torch.var_mean(xs, dim=(2, 3), correction=module.var_correction, keepdim=True)
-        mean_ln = mean_in.mean(dim=1, keepdim=True)
-        var_ln = var_in.mean(dim=1, keepdim=True) + (mean_in - mean_ln).pow(2).mean(dim=1, keepdim=True)
-        means, variances = [mean_in, mean_ln], [var_in, var_ln]
-        if module.using_bn:
-            means.append(module.running_mean.float().view(1, -1, 1, 1))
-            variances.append(module.running_var.float().view(1, -1, 1, 1))
-        mean_w = torch.softmax(module.mean_logits.float(), 0)
-        var_w = torch.softmax(module.var_logits.float(), 0)
-        mean = sum(wt * m for wt, m in zip(mean_w, means))
-        var = sum(wt * v for wt, v in zip(var_w, variances))
+        mean, var = module.mixed_statistics(xs)  # eval: IN/LN from the image, BN branch from running statistics
         return _affine_from_stats(module, mean.expand(1, module.num_channels, 1, 1),
                                   var.expand(1, module.num_channels, 1, 1), module.eps)
     return None  # eval BatchNorm (global running statistics), Identity, or anything without image statistics

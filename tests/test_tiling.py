@@ -23,7 +23,7 @@ def test_plan_covers_image_once() -> None:
     assert torch.all(covered == 1)
 
 
-@pytest.mark.parametrize("norm", ["instance", "group:4", "layer", "switchable", "batch", "none"])
+@pytest.mark.parametrize("norm", ["instance", "group:4", "layer", "switchable", "sn+bn", "batch", "none"])
 def test_tiled_equals_untiled_with_full_statistics(norm: str) -> None:
     net = TransformerNet(ArchSpec(width=8, residual_blocks=2, norm=norm)).eval()
     x = torch.rand(1, 3, 101, 77)  # odd sizes: padded to the 4-grid and cropped back
