@@ -19,6 +19,7 @@ from styler.cli import cli
 from styler.data import BatchSchedule, PhotoFolder
 from styler.errors import DatasetError, StylerError, TrainingError
 from styler.modelfile import load_model
+from styler.norms import NormSpec
 from styler.train import TrainingInterrupted, train
 
 from conftest import base_config
@@ -40,6 +41,9 @@ def test_cli_train_every_norm(tmp_path, photos, style, vgg_weights, norm):
     assert "model written to" in result.output
     model = load_model(out)
     assert model.arch.norm.kind == load_model(out).metadata["norm"]["kind"]
+    assert model.arch.norm.kind == NormSpec.parse(norm).kind  # the requested norm, not just self-consistent
+    if norm == "gn":
+        assert model.arch.norm.groups == 4
     assert model.metadata["training"]["steps"] == 3
     assert model.metadata["loss_network"]["sha256"].startswith("927a3f71")
     records = [json.loads(line) for line in (tmp_path / f"m_{norm}.run" / "log.jsonl").read_text().splitlines()]
