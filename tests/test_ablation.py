@@ -16,56 +16,15 @@ from PIL import Image
 from styler import ablation as A
 from styler.cli import main
 from styler.figures import label_font
-from styler.modelfile import load_model, save_model
-from styler.network import ArchSpec, TransformerNet
-from styler.norms import NormSpec, SwitchNorm2d
+from styler.modelfile import load_model
+
+from conftest import SIZE, make_tiny_model, smooth_photo
 
 REPO = Path(__file__).resolve().parent.parent
-SIZE = 32
 PER_INSTANCE = ["in", "gn", "ln", "sn"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny convolutions: one thread is ~10x faster than two on a shared, loaded machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def make_tiny_model(path: Path, norm: str, seed: int = 0) -> Path:
-    """Width-8, one-block net with perturbed γ/β/SN logits, BN/SN running stats warmed up, O(1) output."""
-    torch.manual_seed(seed)
-    spec = NormSpec.parse(norm)
-    net = TransformerNet(ArchSpec(width=8, residual_blocks=1, norm=spec))
-    with torch.no_grad():
-        for module in net.modules():
-            if isinstance(module, torch.nn.Conv2d):
-                continue
-            if getattr(module, "weight", None) is not None:
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.5, 0.5)
-            if isinstance(module, SwitchNorm2d):
-                module.mean_logits.normal_()
-                module.var_logits.normal_()
-        # The net divides by 255 at the end; scale the last conv so outputs are O(1) like norms.md's test net.
-        net.decoder[2].conv.weight.mul_(255)
-        net.decoder[2].conv.bias.mul_(255)
-        net.train()
-        for _ in range(4):
-            net(torch.rand(2, 3, SIZE, SIZE))
-    net.eval()
-    return save_model(path, net, {"name": path.stem, "style": {"name": "random"}, "norm": spec.to_dict(),
-                                  "training": {"steps": 7}})
-
-
-def _smooth_photo(seed: int, size: int = SIZE) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    small = rng.random((4, 4, 3))
-    img = Image.fromarray((small * 255).astype(np.uint8)).resize((size, size), Image.Resampling.BICUBIC)
-    arr = np.asarray(img, dtype=np.float32) / 255.0
-    return np.clip(arr + 0.05 * rng.standard_normal(arr.shape), 0, 1)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +40,7 @@ def photo_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     paths = []
     for i in range(3):
         path = folder / f"photo{i}.png"
-        Image.fromarray((_smooth_photo(i) * 255).astype(np.uint8)).save(path)
+        Image.fromarray((smooth_photo(i) * 255).astype(np.uint8)).save(path)
         paths.append(path)
     return paths
 

@@ -8,20 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from styler.cli import main
 from styler.report import ReportOptions, build_report
-from test_ablation import _smooth_photo, make_tiny_model
+from conftest import make_tiny_model, smooth_photo
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +32,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     photos = []
     for i in range(3):
         path = root / f"p{i}.png"
-        Image.fromarray((_smooth_photo(i, 40) * 255).astype(np.uint8)).save(path)
+        Image.fromarray((smooth_photo(i, 40) * 255).astype(np.uint8)).save(path)
         photos.append(path)
     return {"models": models, "photos": photos, "root": root}
 
