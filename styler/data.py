@@ -38,15 +38,20 @@ def resize_short_side(img: Image.Image, size: int) -> Image.Image:
 
 
 def load_style_image(path: str | os.PathLike, long_side: int | None) -> torch.Tensor:
-    """The style image as a 1×3×H×W tensor in [0, 1], its long side resized to ``long_side`` (None: as is)."""
-    from .imageio import pil_to_tensor
+    """The style image as a 1×3×H×W tensor in [0, 1], its long side resized to ``long_side`` (None: as is).
 
-    img = open_rgb(path)
+    Decoded and resized in float precision by the same code as ``styler apply`` (16-bit and CMYK styles included);
+    transparent areas are composited on white.
+    """
+    from .imageio import read_image, resize_image
+
+    image = read_image(path)
     if long_side:
-        w, h = img.size
+        w, h = image.size
         scale = long_side / max(w, h)
-        img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BICUBIC)
-    return pil_to_tensor(img)
+        image = resize_image(image, (max(1, round(w * scale)), max(1, round(h * scale))))
+    rgb = image.rgb if image.alpha is None else image.rgb * image.alpha[..., None] + (1 - image.alpha[..., None])
+    return torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0)
 
 
 @dataclass

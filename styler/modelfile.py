@@ -163,13 +163,13 @@ def read_model_info(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     data = safe_torch_load(path, "model file")
     arch, metadata, state = _parse_payload(data, path)
-    _matched_network(arch, state, path)
+    net, _, _ = _matched_network(arch, state, path)
     return {
         "path": str(path),
         "size_bytes": path.stat().st_size,
         "sha256": sha256_file(path),
         "storage_dtype": data.get("storage_dtype", "float32"),
-        "parameters": int(sum(v.numel() for k, v in state.items() if not _LEGACY_NORM_KEY.search(k))),
+        "parameters": sum(p.numel() for p in net.parameters()),
         "arch": arch.to_dict(),
         "inference_statistics": arch.norm.inference_statistics,
         "metadata": metadata,

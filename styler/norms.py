@@ -398,10 +398,12 @@ def finalize_switchable_statistics(model: nn.Module, batches: "Iterator[torch.Te
     was_training = model.training
     model.train()
     count = 0
-    for batch in batches:
-        model(batch)
-        count += 1
-    model.train(was_training)
+    try:
+        for batch in batches:
+            model(batch)
+            count += 1
+    finally:
+        model.train(was_training)
     for layer in layers:
         layer.finalize_batch_average()
     return count

@@ -537,8 +537,9 @@ def _train(config: TrainConfig, ckpt: dict[str, Any] | None, ctx: "dist_utils.Di
                 if config.checkpoint_interval and step % config.checkpoint_interval == 0:
                     checkpoint(step, elapsed)
                     last_saved = step
-                if stop_requested or (stop_after is not None and step - start_step >= stop_after
-                                      and step < config.iterations):
+                # A stop that arrives during the last step lets the run finish normally (the model gets written).
+                if step < config.iterations and (stop_requested or (stop_after is not None
+                                                                    and step - start_step >= stop_after)):
                     checkpoint(step, elapsed)
                     dist_utils.barrier(ctx)  # the checkpoint exists before any rank reports it
                     raise TrainingInterrupted(step, config.checkpoint_path)

@@ -75,7 +75,9 @@ def cli() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``styler`` console script (exit codes: 0 ok, 1 error, 2 usage, 130 interrupted)."""
     try:
-        code = cli.main(args=argv, prog_name="styler", standalone_mode=False)
+        args = list(sys.argv[1:] if argv is None else argv)
+        # The raw arguments travel with the context: `train --nproc N` relaunches itself under torchrun with them.
+        code = cli.main(args=args, prog_name="styler", standalone_mode=False, obj={"argv": args})
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)

@@ -4,8 +4,8 @@ No torch import at module level: with a cached ONNX export, ``styler apply`` run
 and it never imports torchvision.
 
 Exit codes of ``styler apply``: 0 every input was written; 1 at least one input failed (unreadable, corrupt, too
-large, output exists, ...) or the model could not be loaded (the other inputs are still processed); 2 usage error
-(bad option, no input).
+large, output exists, ...; the other inputs are still processed) or the model could not be loaded (then nothing
+runs, since every input needs it); 2 usage error (bad option, no input).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def _output_path(item: Any, model_name: str, output: str | None, out_dir: str | 
               help="Blend with the photo: 0 = photo, 1 = fully stylized.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
               help="Images of the same size run together.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
               help="auto: ONNX Runtime on CPU when available (export cached once), else torch.")
 @click.option("--tile-size", type=click.IntRange(min=0), default=None, help="Tile size in pixels for large "
@@ -111,7 +111,7 @@ def apply(inputs: tuple[str, ...], model: str | None, output: str | None, out_di
     if output and len(items) != 1:
         raise click.UsageError(f"-o/--output takes a single input, but {inputs[0]} expands to {len(items)} files")
     if any(item.is_stdin for item in items) and not output and len(items) > 1:
-        raise click.UsageError("stdin ('-') together with other inputs needs -o for it; run it separately")
+        raise click.UsageError("stdin ('-') cannot be mixed with other inputs; stylize it in a call of its own")
     options = StylizeOptions(max_size=max_size, scale=scale, preserve_color=color_space if preserve_color else None,
                              strength=strength, tile_size=tile_size, memory_budget=memory_budget)
     limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels

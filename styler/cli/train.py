@@ -108,7 +108,8 @@ def train(ctx: click.Context, **options) -> None:
     nproc = options.pop("nproc")
     stop_after = options.pop("stop_after")
     if nproc is not None and nproc > 1 and not dist_utils.under_launcher():
-        args = dist_utils.strip_option(sys.argv[1:], "--nproc")
+        argv = (ctx.find_root().obj or {}).get("argv", sys.argv[1:])
+        args = dist_utils.strip_option(list(argv), "--nproc")
         click.echo(f"launching {nproc} processes with torchrun", err=True)
         ctx.exit(dist_utils.launch(nproc, args))
     main_rank = int(os.environ.get("RANK", "0")) == 0
