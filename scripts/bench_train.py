@@ -60,7 +60,7 @@ class BaselineStep:
         loss = content + self.w.style * style + self.w.tv * total_variation(out)
         loss.backward()
         self.opt.step()
-        return float(loss)
+        return float(loss.detach())
 
 
 class StylerStep:

@@ -1,0 +1,67 @@
+#!/usr/bin/env python
+"""Write weights/MANIFEST.json from the model files in weights/ (their own metadata, plus sha256 and size).
+
+    python scripts/build_manifest.py --default starry_night_in --ablation starry_night_in,starry_night_bn,...
+
+Each entry: file, sha256, bytes, style, norm, width, steps, batch size, image size, images seen, training time,
+hardware, final loss terms, and which set it belongs to ("ablation": same style, settings and seed, one per norm;
+"style": the style set). The test suite checks every entry against the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from styler.modelfile import read_model_info
+from styler.zoo import BUNDLED_DIR
+
+
+def entry(path: Path, sets: dict[str, str]) -> dict:
+    info = read_model_info(path)
+    meta = info["metadata"]
+    training = meta.get("training", {})
+    return {
+        "name": path.stem,
+        "file": path.name,
+        "sha256": info["sha256"],
+        "bytes": info["size_bytes"],
+        "set": sets.get(path.stem, "style"),
+        "style": meta.get("style", {}).get("name"),
+        "norm": info["arch"]["norm"]["kind"],
+        "norm_options": info["arch"]["norm"],
+        "width": info["arch"]["width"],
+        "residual_blocks": info["arch"]["residual_blocks"],
+        "parameters": info["parameters"],
+        "steps": training.get("steps"),
+        "batch_size": training.get("batch_size"),
+        "image_size": training.get("image_size"),
+        "style_size": training.get("style_size"),
+        "images_seen": training.get("images_seen"),
+        "seed": training.get("seed"),
+        "training_minutes": round(training.get("wall_seconds", 0) / 60, 1),
+        "hardware": training.get("hardware"),
+        "final_losses": meta.get("final_losses"),
+        "loss_network": meta.get("loss_network", {}).get("name"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dir", default=str(BUNDLED_DIR))
+    parser.add_argument("--default", required=True, help="name of the default model")
+    parser.add_argument("--ablation", default="", help="comma-separated names of the norm-ablation set")
+    args = parser.parse_args()
+    folder = Path(args.dir)
+    sets = {name: "ablation" for name in args.ablation.split(",") if name}
+    models = [entry(p, sets) for p in sorted(folder.glob("*.pth"))]
+    if args.default not in {m["name"] for m in models}:
+        raise SystemExit(f"default model {args.default!r} is not in {folder}")
+    manifest = {"default": args.default, "models": models}
+    (folder / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"wrote {folder / 'MANIFEST.json'}: {len(models)} models, default {args.default}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+#!/usr/bin/env python
+"""Quality of trained models as numbers: mean perceptual-loss terms on held-out photos.
+
+Each model stylizes every photo (long side --size, eval mode) and the output is scored with the same perceptual loss
+the model was trained with (content against the photo, style against the style image, total variation). Lower is
+better; comparing two models of the same style (e.g. half vs full width, or one norm vs another) on the same photos
+tells whether a cheaper variant holds quality.
+
+    python scripts/eval_models.py --style ../shared/data/style/starry_night.jpg \
+        --vgg-weights ../shared/weights/vgg16-imagenet-caffe-features.pth \
+        --photos ../shared/data/content/eval -m a_w16.pth -m a_w32.pth
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from styler.ablation import load_photos
+from styler.data import load_style_image
+from styler.lossnet import VGG16Features, resolve_lossnet_spec
+from styler.losses import LossWeights, PerceptualLoss, evaluate_terms
+from styler.modelfile import load_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-m", "--model", action="append", required=True)
+    parser.add_argument("--style", required=True, help="the style image the models were trained on")
+    parser.add_argument("--photos", nargs="+", required=True, help="photo files or folders")
+    parser.add_argument("--vgg-weights", required=True)
+    parser.add_argument("--size", type=int, default=256, help="long side of the photos")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+
+    photos = load_photos(args.photos, size=args.size)
+    results = {}
+    for path in args.model:
+        model = load_model(path)
+        meta = model.metadata
+        weights_meta = meta.get("loss_weights", {})
+        weights = LossWeights(**{**weights_meta, "style_layers": tuple(weights_meta.get("style_layers",
+                                                                                        LossWeights().style_layers))})
+        vgg, _ = VGG16Features.load(resolve_lossnet_spec("file", args.vgg_weights),
+                                    (weights.content_layer, *weights.style_layers))
+        style_size = meta.get("training", {}).get("style_size")
+        loss = PerceptualLoss(vgg, load_style_image(args.style, style_size), weights)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            contents = [p.tensor for p in photos]
+            outputs = [model.net(x) for x in contents]
+        seconds = time.perf_counter() - t0
+        terms = evaluate_terms(loss, outputs, contents)
+        results[path] = {**terms, "width": model.arch.width, "norm": model.arch.norm.short_name,
+                         "stylize_seconds": round(seconds, 2)}
+        print(f"{path}: " + ", ".join(f"{k} {v:.4g}" for k, v in results[path].items() if isinstance(v, float)))
+    print("\n| model | norm | width | content | style | tv | total |")
+    print("|---|---|---|---|---|---|---|")
+    for path, r in results.items():
+        print(f"| {path} | {r['norm']} | {r['width']} | {r['content']:.4g} | {r['style']:.4g} | {r['tv']:.3g} | "
+              f"{r['loss']:.4g} |")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(results, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
