@@ -21,6 +21,7 @@ test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: install
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[demo]'
 	$(PY) scripts/demo.py --out $(DEMO_OUT) $(DEMO_ARGS)
 
 clean:
