@@ -12,7 +12,6 @@ skipped too, because instance norm amplifies the noise of a flat image into huge
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,7 +158,3 @@ class BatchSchedule:
             images.append(crop)
         return torch.stack(images).float().div_(255.0)
 
-
-def warn_bad_files(dataset: PhotoFolder) -> None:
-    if dataset.bad_files:
-        warnings.warn(f"skipped {len(dataset.bad_files)} unusable image(s) in {dataset.root}", stacklevel=2)
