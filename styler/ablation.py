@@ -84,9 +84,11 @@ def model_steps(loaded: LoadedModel) -> int | None:
 
 
 def model_label(loaded: LoadedModel, multiline: bool = True) -> str:
-    """``IN`` / style / steps, the row label of grids and tables."""
+    """``IN · width 16`` / style / steps, the row label of grids and tables (width, so that a half- and a
+    full-width model of the same norm can be told apart)."""
     steps = model_steps(loaded)
-    parts = [loaded.arch.norm.short_name, model_style(loaded), f"{steps} steps" if steps is not None else "untrained?"]
+    parts = [f"{loaded.arch.norm.short_name} · width {loaded.arch.width}", model_style(loaded),
+             f"{steps} steps" if steps is not None else "untrained?"]
     return ("\n" if multiline else " · ").join(parts)
 
 

@@ -177,3 +177,10 @@ def test_cli_compare_real_photos(shared, models, tmp_path, capsys) -> None:
 def test_cli_module_does_not_import_torch() -> None:
     code = "import sys, styler.cli.ablation; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_row_label_names_norm_width_style_and_steps(tmp_path):
+    from conftest import make_tiny_model
+
+    label = A.model_label(A.as_loaded(make_tiny_model(tmp_path / "m.pth", "gn")), multiline=False)
+    assert label.startswith("GN(8) · width 8 · ") and label.endswith("7 steps"), label
