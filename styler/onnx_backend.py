@@ -56,10 +56,11 @@ def _cache_paths(model_path: Path, digest: str) -> tuple[Path, Path]:
     return folder / f"{stem}.onnx", folder / f"{stem}.json"
 
 
-def cached_export(model_path: str | os.PathLike) -> tuple[Path, dict[str, Any]] | None:
-    """The cached ONNX file and its sidecar for ``model_path``, or None (torch-free)."""
+def cached_export(model_path: str | os.PathLike, digest: str | None = None
+                  ) -> tuple[Path, dict[str, Any]] | None:
+    """The cached ONNX file and its sidecar for ``model_path`` (sha256 ``digest`` if known), or None (torch-free)."""
     model_path = Path(model_path)
-    onnx_path, meta_path = _cache_paths(model_path, sha256_file(model_path))
+    onnx_path, meta_path = _cache_paths(model_path, digest or sha256_file(model_path))
     if onnx_path.is_file() and meta_path.is_file():
         try:
             return onnx_path, json.loads(meta_path.read_text())
@@ -112,7 +113,8 @@ def export_onnx(net: Any, path: str | os.PathLike, *, check: bool = True) -> flo
 def ensure_onnx(model_path: str | os.PathLike, loaded: Any = None) -> tuple[Path, dict[str, Any]]:
     """The cached ONNX export of a model file, exporting (with torch) and caching it on first use."""
     model_path = Path(model_path)
-    found = cached_export(model_path)
+    digest = sha256_file(model_path)  # hashed once: a model file is megabytes
+    found = cached_export(model_path, digest)
     if found is not None:
         return found
     if importlib.util.find_spec("onnx") is None:
@@ -121,7 +123,7 @@ def ensure_onnx(model_path: str | os.PathLike, loaded: Any = None) -> tuple[Path
         from .modelfile import load_model
 
         loaded = load_model(model_path)
-    onnx_path, meta_path = _cache_paths(model_path, sha256_file(model_path))
+    onnx_path, meta_path = _cache_paths(model_path, digest)
     error = export_onnx(loaded.net, onnx_path)
     meta = {"name": loaded.name, "arch": loaded.arch.to_dict(), "metadata": loaded.metadata,
             "model_path": str(model_path), "parity_max_abs": error, "opset": OPSET}
