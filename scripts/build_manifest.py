@@ -42,6 +42,7 @@ def entry(path: Path, sets: dict[str, str]) -> dict:
         "seed": training.get("seed"),
         "training_minutes": round(training.get("wall_seconds", 0) / 60, 1),
         "hardware": training.get("hardware"),
+        "precision": training.get("precision", "fp32"),
         "final_losses": meta.get("final_losses"),
         "loss_network": meta.get("loss_network", {}).get("name"),
     }

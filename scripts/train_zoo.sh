@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # Train the bundled model zoo (weights/) with the `zoo` preset, resumably: rerun after an interruption and every
-# run continues from its last checkpoint. Then rebuild weights/MANIFEST.json.
+# run continues from its last checkpoint; models already in weights/ are skipped. Then rebuild weights/MANIFEST.json.
 #
-#   VGG=../shared/weights/vgg16-imagenet-caffe-features.pth DATA=../shared/data RUNS=runs scripts/train_zoo.sh
+#   VGG=../shared/weights/vgg16-imagenet-caffe-features.pth DATA=../shared/data RUNS=runs/zoo scripts/train_zoo.sh
+#   JOBS=2 THREADS=1 scripts/train_zoo.sh     # two runs side by side, one thread each (best on a 2-core CPU)
+#   scripts/train_zoo.sh starry_night_bn      # only the named models
 #
 # Ablation set: starry_night with each norm (identical settings, data, seed, steps; SN with its BN branch, the
 # ablation setting). Style set: more styles with instance norm. On a GPU add e.g. `--batch-size 16 --image-size 256`.
+# Precision follows `styler train`'s default: bf16 autocast on CUDA and on CPUs with AMX/AVX512-BF16, else fp32;
+# every model file records which one it got ("precision" in `styler info`).
 set -euo pipefail
-VGG=${VGG:-../shared/weights/vgg16-imagenet-caffe-features.pth}
-DATA=${DATA:-../shared/data}
-RUNS=${RUNS:-runs/zoo}
-THREADS=${THREADS:-}
+export VGG=${VGG:-../shared/weights/vgg16-imagenet-caffe-features.pth}
+export DATA=${DATA:-../shared/data}
+export RUNS=${RUNS:-runs/zoo}
+export THREADS=${THREADS:-}
+JOBS=${JOBS:-1}
 mkdir -p "$RUNS" weights
 
 train() {  # name, style, norm, extra options...
@@ -25,15 +30,22 @@ train() {  # name, style, norm, extra options...
   fi
   cp "$RUNS/$name.pth" "weights/$name.pth"
 }
+export -f train
 
-train starry_night_in starry_night in
-train starry_night_bn starry_night bn
-train starry_night_gn starry_night gn
-train starry_night_ln starry_night ln
-train starry_night_sn starry_night sn --sn-using-bn
-train great_wave_in great_wave in
-train the_scream_in the_scream in
-train composition_vii_in composition_vii in
+# name style norm extra-options, in priority order (the ablation set first)
+ZOO="starry_night_in starry_night in
+starry_night_bn starry_night bn
+starry_night_gn starry_night gn
+starry_night_ln starry_night ln
+starry_night_sn starry_night sn --sn-using-bn
+great_wave_in great_wave in
+the_scream_in the_scream in
+composition_vii_in composition_vii in"
+
+if [ $# -gt 0 ]; then
+  ZOO=$(printf '%s\n' "$ZOO" | grep -E "^($(IFS='|'; echo "$*")) ")
+fi
+printf '%s\n' "$ZOO" | xargs -P "$JOBS" -L1 bash -c 'train "$@"' train
 
 ablation=$(ls weights/starry_night_{in,bn,gn,ln,sn}.pth 2>/dev/null | xargs -n1 basename | sed 's/\.pth$//' | paste -sd, -)
 python scripts/build_manifest.py --default starry_night_in --ablation "$ablation"

@@ -24,10 +24,15 @@ __all__ = ["LossTerms", "LossWeights", "PerceptualLoss", "gram_matrix", "total_v
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """Per-image Gram matrix ``F Fᵀ / (C·H·W)`` of N×C×H×W features, computed in fp32 (N×C×C)."""
+    """Per-image Gram matrix ``F Fᵀ / (C·H·W)`` of N×C×H×W features, computed in fp32 (N×C×C).
+
+    Autocast is switched off here: the style loss is a *difference* of Gram matrices, and bf16 inputs (8-bit
+    mantissa) would put a ~0.4 % error on every entry, comparable to the differences late in training.
+    """
     n, c, h, w = features.shape
     flat = features.reshape(n, c, h * w).float()
-    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+    with torch.autocast(features.device.type, enabled=False):
+        return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
 
 
 def total_variation(images01: torch.Tensor) -> torch.Tensor:

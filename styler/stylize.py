@@ -8,8 +8,18 @@ Backends (``backend=``):
   and the only one that tiles large images.
 * ``"onnx"``: ONNX Runtime on CPU (:mod:`styler.onnx_backend`); the model is exported once and cached, after which a
   process never imports torch. Parity with torch is checked at export time and in the tests.
+* ``"compiled"``: ``torch.compile`` of the network, in bf16 with channels_last where bf16 is native (CUDA; CPUs with
+  Intel AMX or AVX512-BF16), else fp32. The fastest per image by far on such a CPU (1024², half width, one thread:
+  ~0.65 s against 1.75 s for ONNX Runtime fp32), but every new image size compiles first (~20–50 s on 2 CPU cores;
+  inductor caches on disk), and it needs a C++ compiler on CPU. For long-lived processes and many images of one
+  size (frames of a video, a folder of camera photos), not for one-shot CLI calls. If compiling fails the stylizer
+  falls back to eager torch and says so in ``notes``.
 * ``"auto"`` (default): ``onnx`` on CPU when onnxruntime is installed and the export works, otherwise ``torch``.
-  Images that need tiling always run on torch.
+  Images that need tiling always run on eager fp32 torch.
+
+Precision (``precision=``, torch and compiled backends): ``"auto"`` is fp32 for ``torch`` and bf16-where-native for
+``compiled``; ``"fp32"`` / ``"bf16"`` force one. bf16 changes the output by at most ~0.008 (of 1; ~2/255) on real
+photos with the shipped model (PSNR ~58 dB against fp32), invisible in the picture.
 
 Pipeline for one image: decode (:mod:`styler.imageio`) → resize to the processing size (``scale``, then
 ``max_size`` caps the long side; default: the input's size) → network (reflection padded to a multiple of 4 and
@@ -36,9 +46,10 @@ from .zoo import default_model, find_model, model_search_dirs
 
 __all__ = ["StylizeOptions", "Stylizer", "find_model", "default_model", "model_search_dirs", "processing_size",
            "preserve_color", "blend_strength", "rgb_to_ycbcr", "ycbcr_to_rgb", "rgb_to_lab", "lab_to_rgb",
-           "stylize_image", "stylize_tensor", "resolve_device", "BACKENDS", "DEVICES", "COLOR_SPACES"]
+           "stylize_image", "stylize_tensor", "resolve_device", "BACKENDS", "DEVICES", "COLOR_SPACES", "PRECISIONS"]
 
-BACKENDS = ("auto", "torch", "onnx")
+BACKENDS = ("auto", "torch", "onnx", "compiled")
+PRECISIONS = ("auto", "fp32", "bf16")
 COLOR_SPACES = ("ycbcr", "lab")
 GIB = 1 << 30
 
@@ -172,17 +183,25 @@ class Stylizer:
         model: a path, a model name, None for the default model, or an already loaded
             :class:`~styler.modelfile.LoadedModel`.
         device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
-        backend: ``auto``, ``torch`` or ``onnx`` (see the module docstring).
+        backend: ``auto``, ``torch``, ``onnx`` or ``compiled`` (see the module docstring).
         threads: intra-op threads (None: the runtime's default).
+        precision: ``auto``, ``fp32`` or ``bf16`` for the torch and compiled backends (module docstring).
     """
 
     def __init__(self, model: Any = None, *, device: str = "auto", backend: str = "auto",
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, precision: str = "auto") -> None:
         if backend not in BACKENDS:
             raise StylerError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+        if precision not in PRECISIONS:
+            raise StylerError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+        if precision == "bf16" and backend in ("auto", "onnx"):
+            raise StylerError("bf16 runs on the torch or compiled backend; add --backend compiled (or torch)")
         self.notes: list[str] = []
         self._loaded: Any = None
         self._runner: Any = None
+        self._fast_net: Any = None  # the network as run_batch calls it: bf16 and/or compiled, or None (eager fp32)
+        self._fast_fallback: Any = None  # eager copy of _fast_net, used if compiling fails
+        self.precision = "fp32"
         self.threads = threads
         if model is not None and hasattr(model, "net") and hasattr(model, "arch"):
             self._loaded = model
@@ -211,6 +230,32 @@ class Stylizer:
             raise StylerError(f"the onnx backend runs on CPU only (device {self.device}); use --backend torch")
         if self.backend == "torch":
             self._load_torch()
+            self._prepare_fast_net(compiled=backend == "compiled", precision=precision)
+            if backend == "compiled":
+                self.backend = "compiled"
+
+    def _prepare_fast_net(self, *, compiled: bool, precision: str) -> None:
+        """The bf16 and/or compiled copy of the network that untiled batches run on (tiles keep the fp32 net)."""
+        import copy
+
+        import torch
+
+        from .devices import bf16_is_fast
+
+        device = torch.device(self.device)
+        if precision == "auto":
+            precision = "bf16" if compiled and bf16_is_fast(device.type) else "fp32"
+        self.precision = precision
+        if not compiled and precision == "fp32":
+            return
+        net = self._loaded.net
+        if precision == "bf16":
+            net = copy.deepcopy(net).to(torch.bfloat16)
+            if device.type in ("cpu", "cuda"):
+                net = net.to(memory_format=torch.channels_last)  # what oneDNN's AMX and cuDNN kernels want
+        # Static shapes: the fastest kernels; each new size recompiles (torch caps this and then runs eager).
+        self._fast_net = torch.compile(net, dynamic=False) if compiled else net
+        self._fast_fallback = net if compiled else None
 
     # -- model ---------------------------------------------------------------------------------------------------
     def _load_torch(self) -> Any:
@@ -256,8 +301,28 @@ class Stylizer:
 
             with torch.inference_mode():
                 x = torch.from_numpy(padded).to(self.device)
-                out = self._loaded.net(x).float().cpu().numpy()
+                if self._fast_net is None:
+                    out = self._loaded.net(x).float().cpu().numpy()
+                else:
+                    out = self._run_fast(x).float().cpu().numpy()
         return out[:, :, :height, :width]
+
+    def _run_fast(self, x: Any) -> Any:
+        import torch
+
+        if self.precision == "bf16":
+            x = x.to(torch.bfloat16)
+            if x.device.type in ("cpu", "cuda"):
+                x = x.contiguous(memory_format=torch.channels_last)
+        try:
+            return self._fast_net(x)
+        except Exception as exc:  # noqa: BLE001 - compilation failures come as many exception types
+            if self._fast_fallback is None:
+                raise
+            self.notes.append(f"torch.compile failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+                              f"running eager {self.precision} instead")
+            self._fast_net, self._fast_fallback = self._fast_fallback, None
+            return self._fast_net(x)
 
     def run_tiled(self, image: np.ndarray, tile: int, stats_max_pixels: int | None) -> np.ndarray:
         """Network on one ``H×W×3`` image, tile by tile with whole-image statistics (torch backend)."""

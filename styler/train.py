@@ -38,7 +38,7 @@ from torch import nn
 from . import distributed as dist_utils
 from .checkpoints import load_checkpoint, save_checkpoint
 from .data import BatchSchedule, PhotoFolder, load_style_image
-from .devices import resolve_device
+from .devices import bf16_is_fast, resolve_device
 from .errors import StylerError, TrainingError
 from .fileutil import sha256_file
 from .lossnet import TAP_INDICES, VGG16Features, resolve_lossnet_spec
@@ -216,6 +216,10 @@ def hardware_description(device: torch.device) -> str:
     return f"{cpu}, {torch.get_num_threads()} threads"
 
 
+def precision_description(use_amp: bool) -> str:
+    return "bf16 autocast (fp32 weights, fp32 Gram matrices and losses)" if use_amp else "fp32"
+
+
 class _StopFlag:
     """Turns SIGINT/SIGTERM into a flag checked between steps, so a checkpoint is written before exiting."""
 
@@ -376,7 +380,7 @@ def _train(config: TrainConfig, ckpt: dict[str, Any] | None, ctx: "dist_utils.Di
     # The same seed on every rank: identical initialization (DDP also broadcasts rank 0's weights at wrap time).
     torch.manual_seed(config.seed)
     random.seed(config.seed)
-    use_amp = config.amp and device.type == "cuda"
+    use_amp = config.amp and bf16_is_fast(device.type)
     channels_last = config.channels_last if config.channels_last is not None else device.type == "cuda"
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -416,6 +420,9 @@ def _train(config: TrainConfig, ckpt: dict[str, Any] | None, ctx: "dist_utils.Di
     lossnet, lossnet_spec = VGG16Features.load(lossnet_spec, (weights.content_layer, *weights.style_layers))
     style_image = load_style_image(config.style, config.style_size)
     loss_fn = PerceptualLoss(lossnet, style_image, weights).to(device)  # frozen, never wrapped in DDP
+    if use_amp:
+        # Style Grams were computed in fp32 above; the frozen conv stack now computes in bf16 once and for all.
+        loss_fn.lossnet.layers.to(torch.bfloat16)
 
     net = TransformerNet(config.arch).to(device)
     synced = dist_utils.convert_sync_norms(net) if (ctx.enabled and config.sync_bn) else []
@@ -579,6 +586,7 @@ def _train(config: TrainConfig, ckpt: dict[str, Any] | None, ctx: "dist_utils.Di
                          "steps": step, "images_seen": total_images, "wall_seconds": round(wall, 1),
                          "images_per_second": round(run_images / run_wall, 3) if run_wall > 0 else None,
                          "hardware": hardware_description(device), "device": device.type,
+                         "precision": precision_description(use_amp),
                          "dataset_images": len(dataset), "skipped_images": len(bad_files),
                          "world_size": world, "global_batch": global_batch, "batch_size_is": "per rank",
                          "distributed": {**ctx.describe(), "history": history,

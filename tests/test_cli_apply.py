@@ -100,6 +100,23 @@ def test_options_and_usage_errors(env: dict[str, Path], capsys: pytest.CaptureFi
     assert code == 1 and "error:" in err
 
 
+def test_compiled_bf16_backend_end_to_end(env: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    src = env["photos"] / "odd.jpg"
+    code, out, err = run(["apply", str(src), "-m", "tiny", "-o", str(env["tmp"] / "c.png"), "--backend", "compiled",
+                          "--precision", "bf16", "--json", "-q"], capsys)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert (summary["backend"], summary["precision"], summary["ok"]) == ("compiled", "bf16", 1)
+    assert Image.open(env["tmp"] / "c.png").size == (47, 33)
+    reference = env["tmp"] / "r.png"
+    assert run(["apply", str(src), "-m", "tiny", "-o", str(reference), "--backend", "torch", "-q"], capsys)[0] == 0
+    compiled_pixels = np.asarray(Image.open(env["tmp"] / "c.png"), dtype=int)
+    diff = np.abs(compiled_pixels - np.asarray(Image.open(reference), dtype=int))
+    assert diff.max() <= 8  # bf16 rounding: a few levels of 255 at most
+    code, _, err = run(["apply", str(src), "-m", "tiny", "--precision", "bf16"], capsys)
+    assert code == 2 and "--backend compiled" in err
+
+
 def test_info_and_models(env: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["info", "tiny"], capsys)
     assert code == 0 and "sha256" in out and "instance" in out and "style:" in out

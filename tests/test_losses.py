@@ -148,3 +148,31 @@ def test_evaluate_terms_averages(tiny_lossnet):
     single = [loss(o, c).as_floats() for o, c in pairs]
     for key in ("loss", "content", "style", "tv"):
         assert mean[key] == pytest.approx(sum(s[key] for s in single) / 3, rel=1e-6)
+
+
+def test_gram_matrix_stays_fp32_under_bf16_autocast():
+    """Training under bf16 autocast must not round the Gram matrices (the style loss is their small difference)."""
+    torch.manual_seed(0)
+    feats = torch.randn(2, 8, 16, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = gram_matrix(feats)
+    assert inside.dtype == torch.float32
+    torch.testing.assert_close(inside, gram_matrix(feats), rtol=1e-6, atol=1e-7)
+    # bf16 features (a loss network cast to bf16) still give an fp32 Gram
+    assert gram_matrix(feats.to(torch.bfloat16)).dtype == torch.float32
+
+
+def test_bf16_loss_network_accepts_fp32_images(tiny_lossnet):
+    """Training casts the frozen conv stack to bf16 once; the fp32 image is converted (in fp32) then cast."""
+    import copy
+
+    net = copy.deepcopy(tiny_lossnet)
+    net.layers.to(torch.bfloat16)
+    assert net.dtype == torch.bfloat16 and net.scale.dtype == torch.float32
+    x = torch.rand(1, 3, 32, 32)
+    feats = net(x)
+    reference = tiny_lossnet(x)
+    for name, value in feats.items():
+        assert value.dtype == torch.bfloat16
+        scale = reference[name].abs().max().item()
+        torch.testing.assert_close(value.float(), reference[name], rtol=0.05, atol=0.05 * scale)

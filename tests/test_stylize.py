@@ -110,3 +110,52 @@ def test_model_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_mode
         find_model("nope")
     (tmp_path / "default.txt").write_text("tiny\n")
     assert find_model(None) == tmp_path / "tiny.pth"
+
+
+def test_bf16_precision_is_close_to_fp32(tiny_model: Path) -> None:
+    reference = Stylizer(tiny_model, backend="torch", device="cpu")
+    bf16 = Stylizer(tiny_model, backend="torch", device="cpu", precision="bf16")
+    assert (reference.precision, bf16.precision) == ("fp32", "bf16")
+    batch = np.random.default_rng(4).random((1, 3, 40, 36), dtype=np.float32)
+    ref = reference.run_batch(batch)
+    out = bf16.run_batch(batch)
+    assert out.dtype == np.float32 and out.shape == ref.shape
+    spread = float(ref.max() - ref.min())
+    assert 0 < np.abs(out - ref).max() < 0.03 * spread  # rounded, but the same picture
+    with pytest.raises(Exception, match="torch or compiled backend"):
+        Stylizer(tiny_model, backend="onnx", device="cpu", precision="bf16")
+
+
+def test_compiled_backend_matches_eager(tiny_model: Path) -> None:
+    """torch.compile'd network (forced fp32 so the comparison is tight) equals the eager reference."""
+    eager = Stylizer(tiny_model, backend="torch", device="cpu")
+    compiled = Stylizer(tiny_model, backend="compiled", device="cpu", precision="fp32")
+    assert (compiled.backend, compiled.precision) == ("compiled", "fp32")
+    batch = np.random.default_rng(5).random((1, 3, 33, 29), dtype=np.float32)  # odd size: padded, cropped back
+    out = compiled.run_batch(batch)
+    assert not compiled.notes, compiled.notes  # it really compiled (no fallback)
+    np.testing.assert_allclose(out, eager.run_batch(batch), atol=1e-4, rtol=1e-4)
+    # precision "auto" picks bf16 exactly where the hardware has native bf16
+    from styler.devices import bf16_is_fast
+
+    auto = Stylizer(tiny_model, backend="compiled", device="cpu")
+    assert auto.precision == ("bf16" if bf16_is_fast("cpu") else "fp32")
+
+
+def test_compile_failure_falls_back_to_eager(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine without a working compiler still stylizes: eager, with a note saying why."""
+
+    def broken_compile(module, **kwargs):
+        def run(x):
+            raise RuntimeError("InductorError: no C++ compiler found")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    stylizer = Stylizer(tiny_model, backend="compiled", device="cpu", precision="fp32")
+    batch = np.random.default_rng(6).random((1, 3, 24, 24), dtype=np.float32)
+    out = stylizer.run_batch(batch)
+    assert any("torch.compile failed" in note and "no C++ compiler" in note for note in stylizer.notes)
+    reference = Stylizer(tiny_model, backend="torch", device="cpu").run_batch(batch)
+    np.testing.assert_allclose(out, reference, atol=1e-5)
+    stylizer.run_batch(batch)  # later batches go straight to the eager copy
+    assert len(stylizer.notes) == 1

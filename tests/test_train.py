@@ -228,3 +228,30 @@ def test_ctrl_c_writes_checkpoint_and_resume_finishes(tmp_path, photos, style, v
                                  catch_exceptions=False)
     assert resumed.exit_code == 0, resumed.output
     assert load_model(out).metadata["training"]["steps"] == stopped_at + 2
+
+
+def test_native_bf16_detection_reads_cpu_flags(tmp_path):
+    from styler.devices import cpu_has_native_bf16
+
+    def cpuinfo(flags: str) -> str:
+        path = tmp_path / f"cpuinfo_{len(list(tmp_path.iterdir()))}"
+        path.write_text(f"processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: fpu sse2 {flags}\n\n")
+        return str(path)
+
+    assert cpu_has_native_bf16(cpuinfo("avx512f avx512_vnni amx_tile amx_bf16 amx_int8"))
+    assert cpu_has_native_bf16(cpuinfo("avx512f avx512_bf16"))
+    assert not cpu_has_native_bf16(cpuinfo("avx512f avx512_vnni"))  # the reference CPU: bf16 would be emulated
+    assert not cpu_has_native_bf16(str(tmp_path / "missing"))
+
+
+@pytest.mark.parametrize("amp", [True, False])
+def test_training_precision_follows_the_hardware_and_is_recorded(tmp_path, photos, style, vgg_weights, amp):
+    """bf16 autocast only where it is fast (never on a CPU that would emulate it), and the model file says which."""
+    from styler.devices import bf16_is_fast
+
+    result = train(base_config(tmp_path, photos, style, vgg_weights, iterations=2, amp=amp))
+    precision = load_model(result.model_path).metadata["training"]["precision"]
+    expect_bf16 = amp and bf16_is_fast("cpu")
+    assert precision.startswith("bf16") == expect_bf16, precision
+    assert all(torch.isfinite(torch.tensor(v)) for v in result.final_losses.values())
+    assert all(p.dtype == torch.float32 for p in result.net.parameters())  # master weights stay fp32

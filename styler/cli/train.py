@@ -51,7 +51,9 @@ def _explicit(ctx: click.Context) -> set[str]:
 @click.option("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--threads", type=int, default=None,
               help="CPU threads for torch. Default: torch's choice (all cores). On a busy machine 1 can be faster.")
-@click.option("--amp/--no-amp", default=True, help="bf16 autocast (CUDA only; on CPU bf16 is ~3x slower).")
+@click.option("--amp/--no-amp", default=True,
+              help="bf16 autocast where it is fast: CUDA, or a CPU with AMX/AVX512-BF16 (elsewhere on CPU bf16 is "
+                   "~3x slower, so it stays off).")
 @click.option("--channels-last/--no-channels-last", default=None,
               help="channels_last memory format. Default: on for CUDA, off for CPU.")
 @click.option("--compile/--no-compile", "compile_", default=False,
