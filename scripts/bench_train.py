@@ -97,6 +97,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args()
+    if args.no_baseline_w32 and "in" not in args.norms.split(","):
+        parser.error("--no-baseline-w32 measures against the half-width IN step: keep 'in' in --norms")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -14,11 +14,12 @@ set -euo pipefail
 export VGG=${VGG:-../shared/weights/vgg16-imagenet-caffe-features.pth}
 export DATA=${DATA:-../shared/data}
 export RUNS=${RUNS:-runs/zoo}
-export THREADS=${THREADS:-}
 JOBS=${JOBS:-1}
+if [ "$JOBS" -gt 1 ]; then export THREADS=${THREADS:-1}; else export THREADS=${THREADS:-}; fi
 mkdir -p "$RUNS" weights
 
 train() {  # name, style, norm, extra options...
+  set -euo pipefail  # also inside xargs' shells: a failed run must not copy anything
   local name=$1 style=$2 norm=$3; shift 3
   if [ -f "weights/$name.pth" ]; then return; fi
   local ckpt="$RUNS/$name.run/checkpoint.pth"
@@ -43,6 +44,9 @@ the_scream_in the_scream in
 composition_vii_in composition_vii in"
 
 if [ $# -gt 0 ]; then
+  for wanted in "$@"; do
+    printf '%s\n' "$ZOO" | grep -q "^$wanted " || { echo "unknown model '$wanted'" >&2; exit 2; }
+  done
   ZOO=$(printf '%s\n' "$ZOO" | grep -E "^($(IFS='|'; echo "$*")) ")
 fi
 printf '%s\n' "$ZOO" | xargs -P "$JOBS" -L1 bash -c 'train "$@"' train

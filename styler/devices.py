@@ -22,8 +22,8 @@ def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """Whether this CPU multiplies bf16 in hardware (Intel AMX or AVX512-BF16), read from /proc/cpuinfo.
 
     Why it matters: with native bf16 the convolutions of a training step run ~4x faster than fp32 (measured with
-    AMX: 880 vs 185 GFLOP/s), while without it bf16 is emulated and 2-3x *slower* than fp32
-    (docs/performance.md). So bf16 autocast on the CPU is only worth turning on when this returns True.
+    AMX: 880 vs 185 GFLOP/s), while without it bf16 is emulated and 2-3x *slower* than fp32 (the performance
+    reference, measured on a Xeon without AMX). So bf16 autocast on the CPU is only worth turning on when this returns True.
     Non-Linux systems answer False (fp32, the safe choice).
     """
     try:
@@ -38,13 +38,23 @@ def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
 
 
 def bf16_is_fast(device_type: str) -> bool:
-    """Whether bf16 compute is a speed-up on this device type: CUDA, or a CPU with native bf16.
+    """Whether bf16 compute is a speed-up on this device type: a CUDA GPU with native bf16 (Ampere or newer), or a
+    CPU with native bf16.
 
     Measured on an AMX Xeon (half width): training at 160 px, batch 4, 1 thread, fp32 2.06 images/s against bf16
     autocast 5.0 (scripts/bench_train.py --bf16); stylizing 1024² compiled in bf16 0.65 s against 1.5 s compiled
-    fp32. Without native bf16 the same autocast is ~3x *slower* (docs/performance.md), so it stays off there.
+    fp32. Without native bf16 the same autocast is ~3x *slower* (performance reference), so it stays off there.
     """
-    return device_type == "cuda" or (device_type == "cpu" and cpu_has_native_bf16())
+    if device_type == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            return False
+        try:  # pre-Ampere GPUs emulate bf16: no speed-up there
+            return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+        except TypeError:  # older torch without the argument
+            return bool(torch.cuda.is_bf16_supported())
+    return device_type == "cpu" and cpu_has_native_bf16()
 
 
 def resolve_device(device: str = "auto") -> str:

@@ -40,6 +40,7 @@ from .errors import StylerError
 from .norms import SwitchNorm2d
 
 __all__ = ["DistContext", "setup", "cleanup", "barrier", "broadcast_object", "gather_objects", "all_reduce_sum",
+           "all_ranks_agree",
            "SyncBatchNorm2d", "SyncSwitchNorm2d", "convert_sync_norms", "under_launcher", "launcher_world_size",
            "free_port", "torchrun_command", "strip_option", "launch", "seed_rank"]
 
@@ -144,6 +145,15 @@ def gather_objects(obj: Any, ctx: DistContext) -> list[Any]:
     out: list[Any] = [None] * ctx.world_size
     dist.all_gather_object(out, obj)
     return out
+
+
+def all_ranks_agree(flag: bool, device: torch.device) -> bool:
+    """True only if ``flag`` is True on every rank (a MIN all-reduce); used for choices that must match, like bf16."""
+    import torch.distributed as dist
+
+    value = torch.tensor([1 if flag else 0], device=device if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return bool(value.item())
 
 
 def seed_rank(seed: int, rank: int, step: int = 0) -> None:

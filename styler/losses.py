@@ -26,11 +26,14 @@ __all__ = ["LossTerms", "LossWeights", "PerceptualLoss", "gram_matrix", "total_v
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """Per-image Gram matrix ``F Fᵀ / (C·H·W)`` of N×C×H×W features, computed in fp32 (N×C×C).
 
-    Autocast is switched off here: the style loss is a *difference* of Gram matrices, and bf16 inputs (8-bit
-    mantissa) would put a ~0.4 % error on every entry, comparable to the differences late in training.
+    Autocast is switched off for the product: the style loss is a *difference* of Gram matrices, and a bf16 product
+    and output (8-bit mantissa) would put a ~0.4 % error on every entry, comparable to the differences late in
+    training. The features themselves may be bf16 (the loss network's output under autocast).
     """
     n, c, h, w = features.shape
     flat = features.reshape(n, c, h * w).float()
+    if features.device.type not in ("cpu", "cuda"):  # no autocast there (and entering it can raise on old torch)
+        return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
     with torch.autocast(features.device.type, enabled=False):
         return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
 

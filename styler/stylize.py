@@ -317,12 +317,16 @@ class Stylizer:
         try:
             return self._fast_net(x)
         except Exception as exc:  # noqa: BLE001 - compilation failures come as many exception types
-            if self._fast_fallback is None:
+            out_of_memory = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+            if self._fast_fallback is None or isinstance(exc, out_of_memory):
                 raise
+            # Blame the compiler only if the eager network runs where the compiled one failed; an error eager
+            # raises too (a real runtime problem) propagates from here.
+            out = self._fast_fallback(x)
             self.notes.append(f"torch.compile failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
                               f"running eager {self.precision} instead")
             self._fast_net, self._fast_fallback = self._fast_fallback, None
-            return self._fast_net(x)
+            return out
 
     def run_tiled(self, image: np.ndarray, tile: int, stats_max_pixels: int | None) -> np.ndarray:
         """Network on one ``H×W×3`` image, tile by tile with whole-image statistics (torch backend)."""

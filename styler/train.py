@@ -381,6 +381,13 @@ def _train(config: TrainConfig, ckpt: dict[str, Any] | None, ctx: "dist_utils.Di
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     use_amp = config.amp and bf16_is_fast(device.type)
+    if ckpt is not None:
+        # A resumed run keeps the precision it started with, so its steps are not a mix; bf16 can only continue
+        # where it is still fast (a run moved to a CPU without native bf16 goes on in fp32).
+        use_amp = bool(ckpt.get("bf16_autocast", use_amp)) and bf16_is_fast(device.type)
+    if ctx.enabled:
+        # Every rank must compute in the same precision, even on a mix of machines: bf16 only if all agree.
+        use_amp = dist_utils.all_ranks_agree(use_amp, device)
     channels_last = config.channels_last if config.channels_last is not None else device.type == "cuda"
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -472,7 +479,7 @@ def _train(config: TrainConfig, ckpt: dict[str, Any] | None, ctx: "dist_utils.Di
             return
         save_checkpoint(config.checkpoint_path, {
             "config": config.to_dict(), "model": net.state_dict(), "optimizer": optimizer.state_dict(),
-            "step": step, "elapsed": elapsed, "rng": _rng_state(device),
+            "step": step, "elapsed": elapsed, "rng": _rng_state(device), "bf16_autocast": use_amp,
             "skipped_images": len(dataset.bad_files), "world_size": world, "global_batch": global_batch,
             "images_seen": images_seen(step), "history": history})
 

@@ -78,12 +78,13 @@ def style(shared) -> Path:
 
 
 def base_config(tmp_path: Path, photos: Path, style: Path, vgg: Path, **overrides) -> "TrainConfig":
-    """A tiny, fast training configuration (width 8, 64 px, 6 steps) for the training tests."""
+    """A tiny, fast training configuration (width 8, 64 px, 6 steps, fp32) for the training tests."""
     from styler.train import TrainConfig
 
     options = dict(style=str(style), dataset=str(photos), output=str(tmp_path / "model.pth"), width=8,
                    residual_blocks=1, image_size=64, batch_size=2, style_size=96, iterations=6, log_interval=1,
-                   checkpoint_interval=0, preview_interval=0, vgg_weights=str(vgg), progress=False)
+                   checkpoint_interval=0, preview_interval=0, vgg_weights=str(vgg), progress=False,
+                   amp=False)  # fp32 everywhere: the equivalence tests compare to tight tolerances
     options.update(overrides)
     return TrainConfig(**options)
 

@@ -100,6 +100,7 @@ def test_options_and_usage_errors(env: dict[str, Path], capsys: pytest.CaptureFi
     assert code == 1 and "error:" in err
 
 
+@pytest.mark.slow
 def test_compiled_bf16_backend_end_to_end(env: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     src = env["photos"] / "odd.jpg"
     code, out, err = run(["apply", str(src), "-m", "tiny", "-o", str(env["tmp"] / "c.png"), "--backend", "compiled",

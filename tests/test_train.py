@@ -59,11 +59,13 @@ def test_cli_train_every_norm(tmp_path, photos, style, vgg_weights, norm):
         assert int(bn.num_batches_tracked) == 3 and not torch.equal(bn.running_var, torch.ones_like(bn.running_var))
 
 
-def test_resume_reproduces_uninterrupted_run(tmp_path, photos, style, vgg_weights):
-    """Stop after 3 of 6 steps, resume, and end with the same weights as an uninterrupted run (CPU)."""
-    straight = base_config(tmp_path / "a", photos, style, vgg_weights, norm="bn")
+@pytest.mark.parametrize("amp", [False, True])
+def test_resume_reproduces_uninterrupted_run(tmp_path, photos, style, vgg_weights, amp):
+    """Stop after 3 of 6 steps, resume, and end with the same weights as an uninterrupted run (CPU; with amp, bf16
+    on CPUs that have it, and the resumed half keeps the precision of the first)."""
+    straight = base_config(tmp_path / "a", photos, style, vgg_weights, norm="bn", amp=amp)
     train(straight)
-    interrupted = base_config(tmp_path / "b", photos, style, vgg_weights, norm="bn")
+    interrupted = base_config(tmp_path / "b", photos, style, vgg_weights, norm="bn", amp=amp)
     with pytest.raises(TrainingInterrupted) as info:
         train(interrupted, stop_after=3)
     assert info.value.step == 3
