@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from styler.modelfile import read_model_info
+from styler.norms import NormSpec
 from styler.zoo import BUNDLED_DIR
 
 
@@ -62,6 +63,21 @@ def main() -> None:
     manifest = {"default": args.default, "models": models}
     (folder / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"wrote {folder / 'MANIFEST.json'}: {len(models)} models, default {args.default}")
+    print(markdown_table(manifest))
+
+
+def markdown_table(manifest: dict) -> str:
+    """The README's zoo table, from the manifest (so the two cannot disagree)."""
+    rows = ["| model | set | norm | width | images seen (crop) | training time, hardware, precision | "
+            "final content / style |", "|---|---|---|---|---|---|---|"]
+    for m in manifest["models"]:
+        name = f"`{m['name']}`" + (" (default)" if m["name"] == manifest["default"] else "")
+        losses = m.get("final_losses") or {}
+        label = NormSpec.from_dict(m["norm_options"]).short_name
+        rows.append(f"| {name} | {m['set']} | {label} | {m['width']} | {m['images_seen']:,} ({m['image_size']} px) | "
+                    f"{m['training_minutes']:.0f} min, {m['hardware']}, {m.get('precision', 'fp32').split(' (')[0]} | "
+                    f"{losses.get('content', float('nan')):.3g} / {losses.get('style', float('nan')):.3g} |")
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ tells whether a cheaper variant holds quality.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import math
 import time
 
 import torch
@@ -33,6 +35,7 @@ def main() -> None:
     parser.add_argument("--photos", nargs="+", required=True, help="photo files or folders")
     parser.add_argument("--vgg-weights", required=True)
     parser.add_argument("--size", type=int, default=256, help="long side of the photos")
+    parser.add_argument("--bf16", action="store_true", help="also score each model's outputs computed in bf16")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
@@ -57,6 +60,18 @@ def main() -> None:
         results[path] = {**terms, "width": model.arch.width, "norm": model.arch.norm.short_name,
                          "stylize_seconds": round(seconds, 2)}
         print(f"{path}: " + ", ".join(f"{k} {v:.4g}" for k, v in results[path].items() if isinstance(v, float)))
+        if args.bf16:
+            # The same model run in bf16 (as the compiled backend does on AMX CPUs / GPUs), scored in fp32.
+            net16 = copy.deepcopy(model.net).to(torch.bfloat16)
+            with torch.no_grad():
+                outputs16 = [net16(x.to(torch.bfloat16)).float() for x in contents]
+            diff = max(float((a.clamp(0, 1) - b.clamp(0, 1)).abs().max()) for a, b in zip(outputs16, outputs))
+            mse = sum(float((a.clamp(0, 1) - b.clamp(0, 1)).pow(2).mean()) for a, b in zip(outputs16, outputs))
+            key = f"{path} [bf16]"
+            results[key] = {**evaluate_terms(loss, outputs16, contents), "width": model.arch.width,
+                            "norm": model.arch.norm.short_name + " bf16", "max_abs_vs_fp32": diff,
+                            "psnr_vs_fp32_db": 10 * math.log10(len(outputs) / max(mse, 1e-20))}
+            print(f"{key}: " + ", ".join(f"{k} {v:.4g}" for k, v in results[key].items() if isinstance(v, float)))
     print("\n| model | norm | width | content | style | tv | total |")
     print("|---|---|---|---|---|---|---|")
     for path, r in results.items():

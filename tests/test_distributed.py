@@ -395,7 +395,8 @@ def test_cli_nproc_kill_and_resume(dist_runs, tmp_path, photos, style, vgg_weigh
             "--nproc", "2", "--norm", "bn", "-i", str(RESUME_STEPS), "--width", "8", "--residual-blocks", "1",
             "--image-size", str(SIZE), "--batch-size", str(PER_RANK), "--style-size", "64", "--log-interval", "1",
             "--checkpoint-interval", "1", "--preview-interval", "3", "--preview-image",
-            str(sorted(photos.rglob("*.jpg"))[0]), "--vgg-weights", str(vgg_weights), "--threads", "1", "-q"]
+            str(sorted(photos.rglob("*.jpg"))[0]), "--vgg-weights", str(vgg_weights), "--threads", "1", "-q",
+            "--no-amp"]  # the reference run (base_config) is fp32
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     log = tmp_path / "killed.run" / "log.jsonl"
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
