@@ -18,8 +18,9 @@ Backends (``backend=``):
   Images that need tiling always run on eager fp32 torch.
 
 Precision (``precision=``, torch and compiled backends): ``"auto"`` is fp32 for ``torch`` and bf16-where-native for
-``compiled``; ``"fp32"`` / ``"bf16"`` force one. bf16 changes the output by at most ~0.008 (of 1; ~2/255) on real
-photos with the shipped model (PSNR ~58 dB against fp32), invisible in the picture.
+``compiled``; ``"fp32"`` / ``"bf16"`` force one. Measured on the shipped default model against fp32: compiled bf16
+max |Δ| 0.008 at 1024² (PSNR 58 dB); eager bf16 PSNR 51 dB on Kodak photos (worst pixel 0.08); the perceptual loss is
+unchanged to 3 digits, so the picture is the same.
 
 Pipeline for one image: decode (:mod:`styler.imageio`) → resize to the processing size (``scale``, then
 ``max_size`` caps the long side; default: the input's size) → network (reflection padded to a multiple of 4 and
