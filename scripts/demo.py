@@ -84,7 +84,14 @@ def main() -> int:
                                        "seconds": round(time.perf_counter() - t0, 3)})
             print(f"wrote {target}")
 
-    ablation = [BUNDLED_DIR / m["file"] for m in models if m.get("set") == "ablation"]
+    # Rows in the usual order of the norms (IN first, then BN, GN, LN, SN), not alphabetically.
+    from styler.norms import NORM_KINDS
+
+    def norm_rank(m: dict) -> int:
+        return NORM_KINDS.index(m["norm"]) if m["norm"] in NORM_KINDS else len(NORM_KINDS)
+
+    ablation_models = sorted((m for m in models if m.get("set") == "ablation"), key=norm_rank)
+    ablation = [BUNDLED_DIR / m["file"] for m in ablation_models]
     if len(ablation) >= 2:
         grid = compare_grid([load_model(p) for p in ablation], load_photos(photos, size=256), cell=256)
         grid.save(out / "norm_comparison.png")
