@@ -41,9 +41,10 @@ def bf16_is_fast(device_type: str) -> bool:
     """Whether bf16 compute is a speed-up on this device type: a CUDA GPU with native bf16 (Ampere or newer), or a
     CPU with native bf16.
 
-    Measured on an AMX Xeon (half width): training at 160 px, batch 4, 1 thread, fp32 2.06 images/s against bf16
-    autocast 5.0 (scripts/bench_train.py --bf16); stylizing 1024² compiled in bf16 0.65 s against 1.5 s compiled
-    fp32. Without native bf16 the same autocast is ~3x *slower* (performance reference), so it stays off there.
+    Measured on an AMX Xeon (half width, ``scripts/bench_train.py --bf16`` and ``scripts/bench_apply.py
+    --compiled``): a 160-px training step 1.75x faster in bf16 (2.01 vs 3.14 images/s, one loaded thread); stylizing
+    1024² compiled in bf16 235 ms against 934 ms for ONNX Runtime fp32 (two threads). Without native bf16 the same
+    autocast is ~3x *slower* (performance reference), so it stays off there.
     """
     if device_type == "cuda":
         import torch

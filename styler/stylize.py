@@ -9,8 +9,8 @@ Backends (``backend=``):
 * ``"onnx"``: ONNX Runtime on CPU (:mod:`styler.onnx_backend`); the model is exported once and cached, after which a
   process never imports torch. Parity with torch is checked at export time and in the tests.
 * ``"compiled"``: ``torch.compile`` of the network, in bf16 with channels_last where bf16 is native (CUDA; CPUs with
-  Intel AMX or AVX512-BF16), else fp32. The fastest per image by far on such a CPU (1024², half width, one thread:
-  ~0.65 s against 1.75 s for ONNX Runtime fp32), but every new image size compiles first (~20–50 s on 2 CPU cores;
+  Intel AMX or AVX512-BF16), else fp32. The fastest per image by far on such a CPU (1024², half width, two threads:
+  235 ms against 934 ms for ONNX Runtime fp32; ``scripts/bench_apply.py --compiled``), but every new image size compiles first (~20–50 s on 2 CPU cores;
   inductor caches on disk), and it needs a C++ compiler on CPU. For long-lived processes and many images of one
   size (frames of a video, a folder of camera photos), not for one-shot CLI calls. If compiling fails the stylizer
   falls back to eager torch and says so in ``notes``.
@@ -203,6 +203,7 @@ class Stylizer:
         self._fast_net: Any = None  # the network as run_batch calls it: bf16 and/or compiled, or None (eager fp32)
         self._fast_fallback: Any = None  # eager copy of _fast_net, used if compiling fails
         self.precision = "fp32"
+        self._channels_last = False  # bf16 inputs go channels_last (what oneDNN's AMX and cuDNN kernels want)
         self.threads = threads
         if model is not None and hasattr(model, "net") and hasattr(model, "arch"):
             self._loaded = model
@@ -252,8 +253,9 @@ class Stylizer:
         net = self._loaded.net
         if precision == "bf16":
             net = copy.deepcopy(net).to(torch.bfloat16)
-            if device.type in ("cpu", "cuda"):
-                net = net.to(memory_format=torch.channels_last)  # what oneDNN's AMX and cuDNN kernels want
+            self._channels_last = device.type in ("cpu", "cuda")
+            if self._channels_last:
+                net = net.to(memory_format=torch.channels_last)
         # Static shapes: the fastest kernels; each new size recompiles (torch caps this and then runs eager).
         self._fast_net = torch.compile(net, dynamic=False) if compiled else net
         self._fast_fallback = net if compiled else None
@@ -313,8 +315,8 @@ class Stylizer:
 
         if self.precision == "bf16":
             x = x.to(torch.bfloat16)
-            if x.device.type in ("cpu", "cuda"):
-                x = x.contiguous(memory_format=torch.channels_last)
+        if self._channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         try:
             return self._fast_net(x)
         except Exception as exc:  # noqa: BLE001 - compilation failures come as many exception types

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from styler.errors import ModelFileError
+from styler.errors import ModelFileError, StylerError
 from styler.imageio import RGBImage
 from styler.modelfile import save_model
 from styler.network import ArchSpec, TransformerNet
@@ -122,7 +122,7 @@ def test_bf16_precision_is_close_to_fp32(tiny_model: Path) -> None:
     assert out.dtype == np.float32 and out.shape == ref.shape
     spread = float(ref.max() - ref.min())
     assert 0 < np.abs(out - ref).max() < 0.03 * spread  # rounded, but the same picture
-    with pytest.raises(Exception, match="torch or compiled backend"):
+    with pytest.raises(StylerError, match="torch or compiled backend"):
         Stylizer(tiny_model, backend="onnx", device="cpu", precision="bf16")
 
 
