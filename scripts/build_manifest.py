@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 from styler.modelfile import read_model_info
@@ -74,9 +75,10 @@ def markdown_table(manifest: dict) -> str:
         name = f"`{m['name']}`" + (" (default)" if m["name"] == manifest["default"] else "")
         losses = m.get("final_losses") or {}
         label = NormSpec.from_dict(m["norm_options"]).short_name
+        hardware = re.sub(r"\b1 threads\b", "1 thread", m["hardware"])  # files trained before the wording fix
         rows.append(f"| {name} | {m['set']} | {label} | {m['width']} | {m['images_seen']:,} ({m['image_size']} px) | "
-                    f"{m['training_minutes']:.0f} min, {m['hardware']}, {m.get('precision', 'fp32').split(' (')[0]} | "
-                    f"{losses.get('content', float('nan')):.3g} / {losses.get('style', float('nan')):.3g} |")
+                    f"{m['training_minutes']:.0f} min, {hardware}, {m.get('precision', 'fp32').split(' (')[0]} | "
+                    f"{losses.get('content', float('nan')):.2e} / {losses.get('style', float('nan')):.2e} |")
     return "\n".join(rows)
 
 

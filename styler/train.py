@@ -213,7 +213,8 @@ def hardware_description(device: torch.device) -> str:
                     break
     except OSError:
         pass
-    return f"{cpu}, {torch.get_num_threads()} threads"
+    threads = torch.get_num_threads()
+    return f"{cpu}, {threads} thread{'' if threads == 1 else 's'}"
 
 
 def precision_description(use_amp: bool) -> str:
