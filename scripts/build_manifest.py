@@ -45,6 +45,7 @@ def entry(path: Path, sets: dict[str, str]) -> dict:
         "training_minutes": round(training.get("wall_seconds", 0) / 60, 1),
         "hardware": training.get("hardware"),
         "precision": training.get("precision", "fp32"),
+        "loss_weights": meta.get("loss_weights"),
         "final_losses": meta.get("final_losses"),
         "loss_network": meta.get("loss_network", {}).get("name"),
     }
@@ -69,14 +70,15 @@ def main() -> None:
 
 def markdown_table(manifest: dict) -> str:
     """The README's zoo table, from the manifest (so the two cannot disagree)."""
-    rows = ["| model | set | norm | width | images seen (crop) | training time, hardware, precision | "
-            "final content / style |", "|---|---|---|---|---|---|---|"]
+    rows = ["| model | set | norm | width | style weight | images seen (crop) | training time, hardware, precision | "
+            "final content / style |", "|---|---|---|---|---|---|---|---|"]
     for m in manifest["models"]:
         name = f"`{m['name']}`" + (" (default)" if m["name"] == manifest["default"] else "")
         losses = m.get("final_losses") or {}
         label = NormSpec.from_dict(m["norm_options"]).short_name
         hardware = re.sub(r"\b1 threads\b", "1 thread", m["hardware"])  # files trained before the wording fix
-        rows.append(f"| {name} | {m['set']} | {label} | {m['width']} | {m['images_seen']:,} ({m['image_size']} px) | "
+        style_weight = (m.get("loss_weights") or {}).get("style", float("nan"))
+        rows.append(f"| {name} | {m['set']} | {label} | {m['width']} | {style_weight:g} | {m['images_seen']:,} ({m['image_size']} px) | "
                     f"{m['training_minutes']:.0f} min, {hardware}, {m.get('precision', 'fp32').split(' (')[0]} | "
                     f"{losses.get('content', float('nan')):.2e} / {losses.get('style', float('nan')):.2e} |")
     return "\n".join(rows)

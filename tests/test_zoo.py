@@ -34,6 +34,7 @@ def test_bundled_model_matches_manifest_and_stylizes(entry):
     model = load_model(path)
     assert model.arch.norm.kind == entry["norm"] and model.arch.width == entry["width"]
     assert model.metadata["training"]["steps"] == entry["steps"]
+    assert model.metadata["loss_weights"] == entry["loss_weights"]  # e.g. a lowered style weight is visible
     # the zoo's floor: at least 8,000 training images seen at >= 160 px
     assert entry["images_seen"] >= 8000 and entry["image_size"] >= 160
     photo = torch.rand(1, 3, 67, 45, generator=torch.Generator().manual_seed(0))
