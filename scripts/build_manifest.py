@@ -78,7 +78,8 @@ def markdown_table(manifest: dict) -> str:
         label = NormSpec.from_dict(m["norm_options"]).short_name
         hardware = re.sub(r"\b1 threads\b", "1 thread", m["hardware"])  # files trained before the wording fix
         style_weight = (m.get("loss_weights") or {}).get("style", float("nan"))
-        rows.append(f"| {name} | {m['set']} | {label} | {m['width']} | {style_weight:g} | {m['images_seen']:,} ({m['image_size']} px) | "
+        rows.append(f"| {name} | {m['set']} | {label} | {m['width']} | {style_weight:g} | "
+                    f"{m['images_seen']:,} ({m['image_size']} px) | "
                     f"{m['training_minutes']:.0f} min, {hardware}, {m.get('precision', 'fp32').split(' (')[0]} | "
                     f"{losses.get('content', float('nan')):.2e} / {losses.get('style', float('nan')):.2e} |")
     return "\n".join(rows)

@@ -34,9 +34,9 @@ train() {  # name, style, norm, extra options...
 export -f train
 
 # name style norm extra-options, in priority order (the ablation set first). The Great Wave's and Composition VII's
-# Gram matrices are 1.5-2x farther from photos' than Starry Night's (style loss of 8 training photos against each
-# painting: 5.0e6 and 7.0e6 vs 3.3e6; The Scream 1.9e6): at the default style weight 5 the Great Wave net gave up
-# the photo for a generic wave texture (content loss rising 2.6e5 -> 3.9e5 over 700 steps), so both get 2.
+# Gram matrices are 1.4x and 1.9x farther from photos' than Starry Night's (scripts/style_distance.py; The Scream
+# 0.74x): at the default style weight 5 the Great Wave net gave up the photo for a generic wave texture (content
+# loss rising 2.6e5 -> 3.9e5 and staying there for 700 steps), so both get 2.
 ZOO="starry_night_in starry_night in
 starry_night_bn starry_night bn
 starry_night_gn starry_night gn

@@ -11,9 +11,9 @@ Backends (``backend=``):
 * ``"compiled"``: ``torch.compile`` of the network, in bf16 with channels_last where bf16 is native (CUDA; CPUs with
   Intel AMX or AVX512-BF16), else fp32. The fastest per image by far on such a CPU (1024², half width, two threads:
   235 ms against 934 ms for ONNX Runtime fp32; ``scripts/bench_apply.py --compiled``), but every new image size
-  compiles first (~20–50 s on 2 CPU cores; inductor caches on disk), and it needs a C++ compiler on CPU. For long-lived processes and many images of one
-  size (frames of a video, a folder of camera photos), not for one-shot CLI calls. If compiling fails the stylizer
-  falls back to eager torch and says so in ``notes``.
+  compiles first (~20–50 s on 2 CPU cores; inductor caches on disk), and it needs a C++ compiler on CPU. For
+  long-lived processes and many images of one size (frames of a video, a folder of camera photos), not for one-shot
+  CLI calls. If compiling fails the stylizer falls back to eager torch and says so in ``notes``.
 * ``"auto"`` (default): ``onnx`` on CPU when onnxruntime is installed and the export works, otherwise ``torch``.
   Images that need tiling always run on eager fp32 torch.
 
