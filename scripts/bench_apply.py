@@ -46,8 +46,8 @@ def pressure() -> float:
 def make_models(folder: Path) -> dict[int, Path]:
     import torch
 
-    from styler.modelfile import save_model
-    from styler.network import ArchSpec, TransformerNet
+    from styler.io.modelfile import save_model
+    from styler.nn.network import ArchSpec, TransformerNet
 
     torch.manual_seed(0)
     return {w: save_model(folder / f"bench_w{w}.pth", TransformerNet(ArchSpec(width=w)), {"name": f"bench_w{w}"})
@@ -57,7 +57,7 @@ def make_models(folder: Path) -> dict[int, Path]:
 def in_process(models: dict[int, Path], peer_path: str | None, only: list[str], compiled: bool = False) -> dict:
     import torch
 
-    from styler.stylize import Stylizer
+    from styler.infer.stylizer import Stylizer
 
     variants = {}
     for w, path in models.items():
@@ -177,9 +177,9 @@ def tiling_check(models: dict[int, Path], workdir: Path, width: int = 32) -> dic
     import torch
     from PIL import Image
 
-    from styler.imageio import read_image
-    from styler.modelfile import load_model
-    from styler.tiling import tiled_forward
+    from styler.io.images import read_image
+    from styler.io.modelfile import load_model
+    from styler.infer.tiling import tiled_forward
 
     out: dict = {}
     photo = REPO.parent / "shared" / "data" / "content" / "eval" / "kodak_kodim01.png"

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import torch
 
-from styler.lossnet import VGG16Features, resolve_lossnet_spec
-from styler.losses import LossWeights, PerceptualLoss, gram_matrix, total_variation
-from styler.network import ArchSpec, TransformerNet
-from styler.norms import NormSpec
+from styler.loss.lossnet import VGG16Features, resolve_lossnet_spec
+from styler.loss.losses import LossWeights, PerceptualLoss, gram_matrix, total_variation
+from styler.nn.network import ArchSpec, TransformerNet
+from styler.nn.norms import NormSpec
 
 
 def cpu_pressure() -> float:
@@ -64,7 +64,7 @@ class BaselineStep:
 
 
 class StylerStep:
-    """styler's training step (the same operations as styler.train.train's inner loop)."""
+    """styler's training step (the same operations as styler.train.trainer.train's inner loop)."""
 
     def __init__(self, net: TransformerNet, loss: PerceptualLoss, compiled: bool = False, bf16: bool = False) -> None:
         self.net, self.loss, self.bf16 = net, loss, bf16

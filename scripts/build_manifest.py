@@ -15,9 +15,9 @@ import json
 import re
 from pathlib import Path
 
-from styler.modelfile import read_model_info
-from styler.norms import NormSpec
-from styler.zoo import BUNDLED_DIR
+from styler.io.modelfile import read_model_info
+from styler.nn.norms import NormSpec
+from styler.io.zoo import BUNDLED_DIR
 
 
 def entry(path: Path, sets: dict[str, str]) -> dict:

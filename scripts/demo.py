@@ -56,10 +56,10 @@ def main() -> int:
     parser.add_argument("--max-size", type=int, default=512, help="long side of the sample photos")
     args = parser.parse_args()
 
-    from styler.ablation import compare_grid, load_photos
-    from styler.modelfile import load_model
-    from styler.stylize import Stylizer, stylize_image
-    from styler.zoo import BUNDLED_DIR, default_model, read_manifest
+    from styler.evidence.ablation import compare_grid, load_photos
+    from styler.io.modelfile import load_model
+    from styler.infer.stylizer import Stylizer, stylize_image
+    from styler.io.zoo import BUNDLED_DIR, default_model, read_manifest
 
     out = Path(args.out)
     if out.exists():
@@ -85,7 +85,7 @@ def main() -> int:
             print(f"wrote {target}")
 
     # Rows in the usual order of the norms (IN first, then BN, GN, LN, SN), not alphabetically.
-    from styler.norms import NORM_KINDS
+    from styler.nn.norms import NORM_KINDS
 
     def norm_rank(m: dict) -> int:
         return NORM_KINDS.index(m["norm"]) if m["norm"] in NORM_KINDS else len(NORM_KINDS)

@@ -21,11 +21,11 @@ import time
 
 import torch
 
-from styler.ablation import load_photos
-from styler.data import load_style_image
-from styler.lossnet import VGG16Features, resolve_lossnet_spec
-from styler.losses import LossWeights, PerceptualLoss, evaluate_terms
-from styler.modelfile import load_model
+from styler.evidence.ablation import load_photos
+from styler.train.data import load_style_image
+from styler.loss.lossnet import VGG16Features, resolve_lossnet_spec
+from styler.loss.losses import LossWeights, PerceptualLoss, evaluate_terms
+from styler.io.modelfile import load_model
 
 
 def main() -> None:

@@ -17,10 +17,10 @@ import argparse
 
 import torch
 
-from styler.data import load_style_image, resize_short_side
-from styler.imageio import find_images, open_rgb, pil_to_tensor
-from styler.losses import LossWeights, PerceptualLoss
-from styler.lossnet import VGG16Features, resolve_lossnet_spec
+from styler.train.data import load_style_image, resize_short_side
+from styler.io.images import find_images, open_rgb, pil_to_tensor
+from styler.loss.losses import LossWeights, PerceptualLoss
+from styler.loss.lossnet import VGG16Features, resolve_lossnet_spec
 
 
 def photo_batch(folder: str, count: int, size: int) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .errors import StylerError
+from styler.errors import StylerError
 
 __all__ = ["DEVICES", "bf16_is_fast", "cpu_has_native_bf16", "resolve_device"]
 

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 if TYPE_CHECKING:
-    from styler.train import TrainConfig
+    from styler.train.trainer import TrainConfig
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -79,7 +79,7 @@ def style(shared) -> Path:
 
 def base_config(tmp_path: Path, photos: Path, style: Path, vgg: Path, **overrides) -> "TrainConfig":
     """A tiny, fast training configuration (width 8, 64 px, 6 steps, fp32) for the training tests."""
-    from styler.train import TrainConfig
+    from styler.train.trainer import TrainConfig
 
     options = dict(style=str(style), dataset=str(photos), output=str(tmp_path / "model.pth"), width=8,
                    residual_blocks=1, image_size=64, batch_size=2, style_size=96, iterations=6, log_interval=1,
@@ -97,9 +97,9 @@ SIZE = 32
 
 def make_tiny_model(path: Path, norm: str, seed: int = 0) -> Path:
     """Width-8, one-block net with perturbed γ/β/SN logits, BN/SN running stats warmed up, O(1) output."""
-    from styler.modelfile import save_model
-    from styler.network import ArchSpec, TransformerNet
-    from styler.norms import NormSpec, SwitchNorm2d
+    from styler.io.modelfile import save_model
+    from styler.nn.network import ArchSpec, TransformerNet
+    from styler.nn.norms import NormSpec, SwitchNorm2d
 
     torch.manual_seed(seed)
     spec = NormSpec.parse(norm)

@@ -1,4 +1,4 @@
-"""``styler compare``, ``styler independence`` and ``styler report``: parse options, call styler.ablation/report.
+"""``styler compare``, ``styler independence`` and ``styler report``: parse options, call styler.evidence.ablation/report.
 
 No torch import at module level (``styler --help`` and usage errors stay fast); the library is imported inside each
 command.
@@ -32,7 +32,7 @@ MODEL_OPTION = click.option("-m", "--model", "models", multiple=True, required=T
 def compare(models: tuple[str, ...], photos: tuple[str, ...], output: str, cell: int, size: int, stats: str,
             save_images: str | None, title: str | None) -> None:
     """Draw a grid: content photos in a header row, then one row per model (labelled norm, style, training steps)."""
-    from styler.ablation import compare_grid, load_photos
+    from styler.evidence.ablation import compare_grid, load_photos
 
     images = load_photos(photos, size, square=stats == "batch")
     grid = compare_grid(list(models), images, cell=cell, stats=stats, title=title, save_dir=save_images)
@@ -74,7 +74,7 @@ def independence(models: tuple[str, ...], target: str, companions: tuple[str, ..
     """
     import torch
 
-    from styler import ablation as A
+    from styler.evidence import ablation as A
 
     tgt = A.load_photo(target, size, square=True)
     mates = {p.name: p.tensor for p in (A.load_photos(companions, size, square=True) if companions else [])
@@ -154,7 +154,7 @@ def report(models: tuple[str, ...], photos: tuple[str, ...], out_dir: str, targe
            size: int, cell: int, stats: str, fp64: bool, title: str) -> None:
     """Build the norm-ablation report: comparison grid, independence figure and table, contrast table, train/eval
     gap, loss curves of the training runs, SN's learned weights, and what each norm normalizes over."""
-    from styler.report import ReportOptions, build_report
+    from styler.evidence.report import ReportOptions, build_report
 
     result = build_report(list(models), list(photos), out_dir, target=target,
                           options=ReportOptions(size=size, cell=cell, stats=stats, fp64=fp64, html=as_html,

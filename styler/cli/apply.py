@@ -1,4 +1,4 @@
-"""``styler apply``, ``styler info`` and ``styler models``: thin click commands over :mod:`styler.stylize`.
+"""``styler apply``, ``styler info`` and ``styler models``: thin click commands over :mod:`styler.infer.stylizer`.
 
 No torch import at module level: with a cached ONNX export, ``styler apply`` runs without importing torch at all,
 and it never imports torchvision.
@@ -94,8 +94,8 @@ def apply(inputs: tuple[str, ...], model: str | None, output: str | None, out_di
     existing output only with --force. Animated/multi-frame images: the first frame is stylized (with a warning);
     alpha is kept. Exit codes: 0 all written, 1 some input failed (the others are still processed), 2 usage error.
     """
-    from styler.imageio import DEFAULT_MAX_PIXELS, expand_inputs, read_image, write_image
-    from styler.stylize import StylizeOptions, Stylizer
+    from styler.io.images import DEFAULT_MAX_PIXELS, expand_inputs, read_image, write_image
+    from styler.infer.stylizer import StylizeOptions, Stylizer
 
     if output and out_dir:
         raise click.UsageError("use either -o/--output or --out-dir, not both")
@@ -221,8 +221,8 @@ def apply(inputs: tuple[str, ...], model: str | None, output: str | None, out_di
 @click.option("--json", "as_json", is_flag=True, help="Print the metadata as JSON.")
 def info(model: str, as_json: bool) -> None:
     """Print a model file's metadata: norm, style, training settings, size, checksum."""
-    from styler.modelfile import read_model_info
-    from styler.stylize import find_model
+    from styler.io.modelfile import read_model_info
+    from styler.infer.stylizer import find_model
 
     data = read_model_info(find_model(model))
     if as_json:
@@ -248,7 +248,7 @@ def info(model: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 def models(as_json: bool) -> None:
     """List the models found in $STYLER_MODEL_DIR and weights/ (the default is marked with *)."""
-    from styler.stylize import default_model, model_search_dirs
+    from styler.infer.stylizer import default_model, model_search_dirs
 
     default = default_model()
     rows = []

@@ -1,4 +1,4 @@
-"""``styler train``: parse options, build a TrainConfig, call styler.train.train."""
+"""``styler train``: parse options, build a TrainConfig, call styler.train.trainer.train."""
 
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ def train(ctx: click.Context, **options) -> None:
     import sys
     from pathlib import Path
 
-    from styler import distributed as dist_utils
+    from styler.train import distributed as dist_utils
 
     nproc = options.pop("nproc")
     stop_after = options.pop("stop_after")
@@ -116,8 +116,8 @@ def train(ctx: click.Context, **options) -> None:
         ctx.exit(dist_utils.launch(nproc, args))
     main_rank = int(os.environ.get("RANK", "0")) == 0
 
-    from styler.train import PRESETS, TrainConfig, TrainingInterrupted
-    from styler.train import train as run_training
+    from styler.train.trainer import PRESETS, TrainConfig, TrainingInterrupted
+    from styler.train.trainer import train as run_training
 
     explicit = _explicit(ctx)
     explicit.discard("nproc")

@@ -1,0 +1,1 @@
+"""The norm story's evidence: measurements, comparison grids, figures and reports."""

@@ -1,0 +1,1 @@
+"""Inference: the Stylizer, its backends, tiling and colour handling."""

@@ -1,0 +1,1 @@
+"""Files: images, self-describing model files, the model zoo, atomic writes."""

@@ -1,0 +1,350 @@
+"""Reading and writing images: one place that turns any photo file into clean RGB pixels and back.
+
+Photos arrive in every mode Pillow knows (bilevel, grayscale, palette, CMYK, 16-bit, 32-bit float, with alpha) and
+with EXIF rotation flags; everything else in styler sees only RGB float arrays in [0, 1] (``H×W×3`` numpy, or
+``1×3×H×W`` torch tensors for training code) plus, where the photo had one, a separate alpha plane.
+
+Decisions (documented for ``styler apply``):
+
+* **EXIF orientation** is applied on read, and the written file carries no orientation flag, so viewers agree.
+* **Alpha** (RGBA, LA, palette transparency) is kept: the colour planes are stylized, the alpha plane is resized
+  with the image and written back unchanged. Formats without alpha (JPEG) drop it with a warning.
+* **16-bit and float images** (``I;16``, ``I``, ``F``) are read at full precision and scaled to [0, 1]; output is
+  8-bit. Pillow itself reads 16-bit-per-channel *RGB* PNG/TIFF files as 8-bit RGB.
+* **Animated / multi-frame files** (GIF, APNG, WebP, multi-page TIFF): the first frame only, with a warning.
+* **Decompression bombs:** images above ``max_pixels`` (default :data:`DEFAULT_MAX_PIXELS`) are refused *before*
+  decoding, with an error that states the limit and how to raise it (``--max-pixels``).
+
+This module imports torch only inside the tensor helpers, so the ONNX Runtime apply path stays torch-free.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import os
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from styler.errors import ImageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+__all__ = ["IMAGE_EXTENSIONS", "DEFAULT_MAX_PIXELS", "RGBImage", "InputItem", "read_image", "write_image",
+           "resize_image", "open_rgb", "pil_to_tensor", "tensor_to_pil", "save_image", "find_images",
+           "expand_inputs", "STDIO"]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm")
+
+#: Largest image (pixels) read without ``--max-pixels``: 16384² ≈ 268 MP (8-bit RGB in memory: 0.8 GB; float: 3.2 GB).
+DEFAULT_MAX_PIXELS = 16384 * 16384
+
+#: The path spelling of stdin / stdout.
+STDIO = "-"
+
+_WRITE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
+                  ".tiff": "TIFF", ".gif": "GIF", ".ppm": "PPM", ".pgm": "PPM"}
+_ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
+
+
+@dataclass
+class RGBImage:
+    """Decoded pixels: ``rgb`` is float32 ``H×W×3`` in [0, 1]; ``alpha`` float32 ``H×W`` in [0, 1] or None."""
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None = None
+    source: str = ""
+    format: str | None = None  # Pillow format name of the source ("JPEG", "PNG", ...)
+    mode: str = "RGB"  # Pillow mode of the source
+    frames: int = 1
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height), like Pillow."""
+        return int(self.rgb.shape[1]), int(self.rgb.shape[0])
+
+
+# --- reading -------------------------------------------------------------------------------------------------------
+
+def _limit_message(width: int, height: int, max_pixels: int, source: str) -> str:
+    return (f"{source}: image is {width}×{height} = {width * height / 1e6:.1f} MP, above the decompression-bomb limit "
+            f"of {max_pixels / 1e6:.1f} MP; raise it with --max-pixels {width * height} (or 0 for no limit) "
+            "if you trust this file")
+
+
+def _to_float_planes(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """Any Pillow mode → (float32 H×W×3 RGB, float32 H×W alpha or None), values in [0, 1]."""
+    mode = img.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        arr = np.asarray(img).astype(np.float32)
+        if mode.startswith("I;16"):
+            arr /= 65535.0
+        elif mode == "I":  # 32-bit ints: PNG 16-bit gray often lands here; scale by the type's apparent range
+            arr /= 65535.0 if arr.max(initial=0) > 255 else 255.0
+        else:  # float: assume [0, 1] unless it is obviously 0–255
+            if arr.max(initial=0) > 1.0:
+                arr /= 255.0
+        arr = np.clip(arr, 0.0, 1.0)
+        return np.repeat(arr[:, :, None], 3, axis=2), None
+    has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in img.info) \
+        or (mode in ("L", "RGB") and "transparency" in img.info)
+    if has_alpha:
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.uint8)
+        rgb = rgba[:, :, :3].astype(np.float32) / 255.0
+        alpha = rgba[:, :, 3].astype(np.float32) / 255.0
+        return rgb, alpha
+    return np.asarray(img.convert("RGB"), dtype=np.uint8).astype(np.float32) / 255.0, None
+
+
+def read_image(source: str | os.PathLike | bytes | BinaryIO, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+               name: str | None = None) -> RGBImage:
+    """Decode an image file, bytes or binary stream into an :class:`RGBImage` (EXIF orientation applied).
+
+    Args:
+        source: a path, ``"-"`` for stdin, raw bytes or a binary file object.
+        max_pixels: refuse larger images before decoding (decompression-bomb guard); ``None`` or 0: no limit.
+        name: how to call the source in messages (defaults to the path, or ``<stdin>``).
+
+    Raises:
+        ImageError: unreadable path, not an image, truncated/corrupt data, or above ``max_pixels``.
+    """
+    if isinstance(source, (str, os.PathLike)) and str(source) == STDIO:
+        source = sys.stdin.buffer.read()
+        name = name or "<stdin>"
+    if isinstance(source, bytes):
+        label = name or "<bytes>"
+        handle: object = io.BytesIO(source)
+    elif isinstance(source, (str, os.PathLike)):
+        label = name or str(source)
+        path = Path(source)
+        if path.is_dir():
+            raise ImageError(f"{label}: is a directory")
+        handle = path
+    else:
+        label = name or getattr(source, "name", "<stream>")
+        handle = source
+    limit = int(max_pixels or 0)
+    try:
+        with warnings.catch_warnings():
+            # Our own limit replaces Pillow's global one (which is process-wide state); check before decoding.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            old_limit = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None
+            try:
+                img = Image.open(handle)  # type: ignore[arg-type]
+            finally:
+                Image.MAX_IMAGE_PIXELS = old_limit
+        with img:
+            width, height = img.size
+            if limit and width * height > limit:
+                raise ImageError(_limit_message(width, height, limit, label))
+            notes: list[str] = []
+            frames = int(getattr(img, "n_frames", 1) or 1)
+            if frames > 1:
+                notes.append(f"{label}: {frames} frames ({img.format}); only the first frame is stylized")
+                img.seek(0)
+            fmt, mode = img.format, img.mode
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            rgb, alpha = _to_float_planes(img)
+    except ImageError:
+        raise
+    except FileNotFoundError as exc:
+        raise ImageError(f"{label}: no such file") from exc
+    except PermissionError as exc:
+        raise ImageError(f"{label}: permission denied") from exc
+    except Image.UnidentifiedImageError as exc:
+        raise ImageError(f"{label}: not an image, or a format Pillow cannot read") from exc
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError) as exc:
+        raise ImageError(f"{label}: cannot decode image ({exc})") from exc
+    return RGBImage(rgb=np.ascontiguousarray(rgb), alpha=alpha, source=label, format=fmt, mode=mode, frames=frames,
+                    warnings=notes)
+
+
+# --- resizing ------------------------------------------------------------------------------------------------------
+
+def _resize_plane(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return np.asarray(Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32), "F")
+                      .resize(size, Image.Resampling.LANCZOS if size[0] * size[1] < plane.size
+                              else Image.Resampling.BICUBIC), dtype=np.float32)
+
+
+def resize_image(image: RGBImage, size: tuple[int, int]) -> RGBImage:
+    """Resize colour and alpha planes to ``size`` = (width, height) in float precision (Lanczos down, bicubic up)."""
+    if size == image.size:
+        return image
+    rgb = np.stack([_resize_plane(image.rgb[:, :, c], size) for c in range(3)], axis=2)
+    alpha = None if image.alpha is None else np.clip(_resize_plane(image.alpha, size), 0, 1)
+    return RGBImage(rgb=np.clip(rgb, 0, 1), alpha=alpha, source=image.source, format=image.format,
+                    mode=image.mode, frames=image.frames, warnings=list(image.warnings))
+
+
+# --- writing -------------------------------------------------------------------------------------------------------
+
+def to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Float [0, 1] → uint8 with rounding (values outside [0, 1] are clipped)."""
+    return (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def output_format(path: str | os.PathLike | None, fallback: str | None = "PNG") -> str:
+    """Pillow format name for a path's suffix (``fallback`` for stdout or unknown suffixes)."""
+    if path is not None and str(path) != STDIO:
+        fmt = _WRITE_FORMATS.get(Path(path).suffix.lower())
+        if fmt:
+            return fmt
+    return (fallback or "PNG").upper().replace("JPG", "JPEG")
+
+
+def write_image(rgb: np.ndarray, path: str | os.PathLike, *, alpha: np.ndarray | None = None,
+                fmt: str | None = None, quality: int = 95) -> list[str]:
+    """Write float RGB (and alpha) to ``path`` (``"-"``: stdout, format ``fmt`` or PNG); returns warnings.
+
+    Files are written to a temporary name and renamed, so a failure never leaves a half-written output.
+    """
+    notes: list[str] = []
+    fmt = output_format(None, fmt) if fmt else output_format(path)
+    img = Image.fromarray(to_uint8(rgb), "RGB")
+    if alpha is not None:
+        if fmt in _ALPHA_FORMATS:
+            img.putalpha(Image.fromarray(to_uint8(alpha), "L"))
+        else:
+            notes.append(f"{path}: {fmt} has no alpha channel; transparency dropped (write .png to keep it)")
+    kwargs: dict[str, object] = {}
+    if fmt in ("JPEG", "WEBP"):
+        kwargs["quality"] = quality
+    if fmt == "GIF":
+        img = img.convert("P", palette=Image.Palette.ADAPTIVE)
+    try:
+        if str(path) == STDIO:
+            buffer = io.BytesIO()
+            img.save(buffer, format=fmt, **kwargs)
+            sys.stdout.buffer.write(buffer.getvalue())
+            sys.stdout.buffer.flush()
+            return notes
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            img.save(tmp, format=fmt, **kwargs)
+            os.replace(tmp, target)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+    except (OSError, ValueError, KeyError) as exc:
+        raise ImageError(f"cannot write image {path}: {exc}") from exc
+    return notes
+
+
+# --- finding inputs ------------------------------------------------------------------------------------------------
+
+def find_images(folder: str | os.PathLike) -> list[Path]:
+    """All image files below ``folder`` (recursive), sorted for a deterministic order; hidden files skipped."""
+    root = Path(folder)
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
+@dataclass
+class InputItem:
+    """One input of ``styler apply``: a file (with the folder it was found under, for ``--out-dir``), stdin, or an
+    argument that expanded to nothing (``error`` set)."""
+
+    path: str
+    root: Path | None = None  # the directory argument this file was found under
+    error: str | None = None
+
+    @property
+    def is_stdin(self) -> bool:
+        return self.path == STDIO
+
+
+def expand_inputs(args: Iterable[str], skip: Callable[[Path], bool] | None = None) -> list[InputItem]:
+    """Expand files, directories (recursive) and glob patterns into a de-duplicated, ordered list of inputs.
+
+    Arguments that name nothing (missing path, glob without matches, folder without images) become items with an
+    ``error`` so the caller can report them and still process the rest. ``skip(path)`` drops files found by folder
+    or glob expansion (not files named explicitly), e.g. earlier outputs of the same model.
+    """
+    items: list[InputItem] = []
+    seen: set[str] = set()
+
+    def add(path: Path, root: Path | None, explicit: bool) -> None:
+        if not explicit and skip is not None and skip(path):
+            return
+        key = os.path.realpath(path)
+        if key not in seen:
+            seen.add(key)
+            items.append(InputItem(str(path), root))
+
+    for arg in args:
+        if arg == STDIO:
+            items.append(InputItem(STDIO))
+            continue
+        path = Path(arg)
+        if path.is_dir():
+            found = [p for p in find_images(path) if skip is None or not skip(p)]
+            if not found:
+                items.append(InputItem(arg, error=f"{arg}: directory contains no images "
+                                                  f"({', '.join(IMAGE_EXTENSIONS)})"))
+            for p in found:
+                add(p, path, explicit=False)
+        elif path.exists() or path.is_symlink():
+            add(path, None, explicit=True)
+        elif glob.has_magic(arg):
+            matches = sorted(Path(m) for m in glob.glob(arg, recursive=True))
+            files = [m for m in matches if m.is_file() and m.suffix.lower() in IMAGE_EXTENSIONS]
+            for m in matches:
+                if m.is_dir():
+                    files.extend(find_images(m))
+            files = [f for f in files if skip is None or not skip(f)]
+            if not files:
+                items.append(InputItem(arg, error=f"{arg}: pattern matches no images"))
+            for f in files:
+                add(f, None, explicit=False)
+        else:
+            items.append(InputItem(arg, error=f"{arg}: no such file or directory"))
+    return items
+
+
+# --- compatibility helpers (training code works with PIL images and torch tensors) ---------------------------------
+
+def open_rgb(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open an image file as an 8-bit RGB PIL image with EXIF orientation applied (alpha discarded)."""
+    return Image.fromarray(to_uint8(read_image(path, max_pixels=max_pixels).rgb), "RGB")
+
+
+def pil_to_tensor(img: Image.Image) -> "torch.Tensor":
+    """RGB PIL image → 1×3×H×W float tensor in [0, 1]."""
+    import torch
+
+    arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
+def tensor_to_pil(x: "torch.Tensor") -> Image.Image:
+    """1×3×H×W or 3×H×W float tensor in [0, 1] (clamped) → RGB PIL image."""
+    if x.dim() == 4:
+        if x.shape[0] != 1:
+            raise ValueError(f"expected a single image, got a batch of {x.shape[0]}")
+        x = x[0]
+    arr = x.detach().float().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(to_uint8(arr), "RGB")
+
+
+def save_image(img: "Image.Image | torch.Tensor", path: str | os.PathLike, quality: int = 95) -> Path:
+    """Write an image, creating parent folders; the format follows the suffix."""
+    if not isinstance(img, Image.Image):
+        img = tensor_to_pil(img)
+    arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    alpha = np.asarray(img.getchannel("A"), dtype=np.float32) / 255.0 if img.mode == "RGBA" else None
+    write_image(arr, path, alpha=alpha, quality=quality)
+    return Path(path)
+

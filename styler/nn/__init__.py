@@ -1,0 +1,1 @@
+"""Networks: the norm registry, the normalization layers and the transformer network."""

@@ -1,0 +1,415 @@
+"""Normalization layers for the transformer network, built from one factory.
+
+Why a factory: the whole point of styler's norm ablation is that the *only* thing that changes between two models is
+the normalization layer. Every norm is therefore described by a small, serializable :class:`NormSpec`, stored in the
+model file, and turned into modules by :func:`make_norm`.
+
+Semantics follow ``docs/norms.md`` of the project's reference material:
+
+* ``instance`` (default): ``InstanceNorm2d(C, affine=True)``, per-image statistics in train *and* eval, no running
+  statistics (``track_running_stats`` is never enabled: in eval it would silently stop being instance norm).
+* ``batch``: torch ``BatchNorm2d`` (momentum 0.1 on the new value, biased variance to normalize, unbiased
+  ``running_var``, eval uses the running buffers).
+* ``group``: ``GroupNorm(G, C)`` with a fixed number of groups, **G = 8** by default (4/8/16 channels per group at
+  widths 32/64/128), so it sits strictly between layer norm (G = 1) and instance norm (G = C).
+* ``layer``: statistics over (C, H, W) with a per-channel affine, i.e. ``GroupNorm(1, C)``. Never
+  ``nn.LayerNorm([C, H, W])``, whose per-element affine ties the network to one image size.
+* ``switchable``: :class:`SwitchNorm2d`, a learned softmax mix of IN/LN(/BN) statistics (Luo et al. 2019).
+* ``none``: identity, the control.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+
+__all__ = [
+    "NORM_ALIASES",
+    "NORM_KINDS",
+    "NormSpec",
+    "LayerNorm2d",
+    "SwitchNorm2d",
+    "canonical_norm_name",
+    "epsilon_law",
+    "finalize_switchable_statistics",
+    "make_norm",
+    "switchable_layers",
+    "uses_batch_statistics",
+]
+
+#: Canonical norm names, in the order they are shown to users.
+NORM_KINDS: tuple[str, ...] = ("instance", "batch", "group", "layer", "switchable", "none")
+
+#: Every accepted spelling mapped to its canonical name.
+NORM_ALIASES: dict[str, str] = {
+    "instance": "instance", "in": "instance", "instancenorm": "instance",
+    "batch": "batch", "bn": "batch", "batchnorm": "batch",
+    "group": "group", "gn": "group", "groupnorm": "group",
+    "layer": "layer", "ln": "layer", "layernorm": "layer",
+    "switchable": "switchable", "sn": "switchable", "switchnorm": "switchable",
+    "none": "none", "identity": "none",
+}
+
+#: Short labels for grids and tables.
+SHORT_NAMES: dict[str, str] = {
+    "instance": "IN", "batch": "BN", "group": "GN", "layer": "LN", "switchable": "SN", "none": "none",
+}
+
+DEFAULT_GROUPS = 8
+
+
+def canonical_norm_name(name: str) -> str:
+    """Map a user-facing norm name or alias to its canonical name, or fail listing every valid spelling."""
+    key = str(name).strip().lower().replace("-", "").replace("_", "")
+    try:
+        return NORM_ALIASES[key]
+    except KeyError:
+        valid = ", ".join(f"{k} ({'/'.join(a for a, c in NORM_ALIASES.items() if c == k and a != k)})"
+                          for k in NORM_KINDS)
+        raise ValueError(f"unknown norm {name!r}; valid norms: {valid}") from None
+
+
+@dataclass(frozen=True)
+class NormSpec:
+    """Everything needed to rebuild a normalization layer; stored verbatim in model files.
+
+    Attributes:
+        kind: canonical norm name (see :data:`NORM_KINDS`); aliases are accepted and canonicalized.
+        groups: number of groups for ``group`` (fixed G, not a fixed group size).
+        eps: added to the variance before the square root, 1e-5 for every norm as in torch.
+        momentum: running-statistics momentum for ``batch`` and SN's BN branch, torch convention (weight of the new
+            value). ``None`` means a cumulative average, as in torch BN.
+        using_bn: SN only: include the batch-norm branch. Off by default: without it SN is batch independent.
+        using_moving_average: SN only: EMA running statistics (True) or the batch-average procedure (False).
+        var_correction: SN only: 0 = biased instance variance (the paper), 1 = the official code's unbiased form.
+    """
+
+    kind: str = "instance"
+    groups: int = DEFAULT_GROUPS
+    eps: float = 1e-5
+    momentum: float | None = 0.1
+    using_bn: bool = False
+    using_moving_average: bool = True
+    var_correction: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", canonical_norm_name(self.kind))
+        if self.groups < 1:
+            raise ValueError(f"groups must be >= 1, got {self.groups}")
+
+    @property
+    def short_name(self) -> str:
+        """Label such as ``IN`` or ``SN+BN`` for tables and figures."""
+        label = SHORT_NAMES[self.kind]
+        if self.kind == "group":
+            label += f"({self.groups})"
+        if self.kind == "switchable" and self.using_bn:
+            label += "+BN"
+        return label
+
+    @property
+    def batch_dependent_in_training(self) -> bool:
+        """True when a training-mode forward mixes statistics across the images of a batch."""
+        return self.kind == "batch" or (self.kind == "switchable" and self.using_bn)
+
+    @property
+    def inference_statistics(self) -> str:
+        """Which statistics an eval-mode forward normalizes with; recorded in model files and docs."""
+        return {
+            "instance": "per-image (H, W) statistics, identical in train and eval",
+            "group": f"per-image statistics over {self.groups} channel groups, identical in train and eval",
+            "layer": "per-image (C, H, W) statistics, identical in train and eval",
+            "batch": "running mean/variance accumulated in training (the batch is not used in eval)",
+            "switchable": ("per-image IN/LN statistics mixed with running BN statistics" if self.using_bn
+                           else "per-image IN/LN statistics mixed by learned weights, identical in train and eval"),
+            "none": "no normalization",
+        }[self.kind]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "NormSpec":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown norm options {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**data)
+
+    @classmethod
+    def parse(cls, value: "str | NormSpec", **overrides: Any) -> "NormSpec":
+        """Build a spec from a name (``"gn"``, ``"group:4"``, ``"sn+bn"``) or return a copy of a spec."""
+        if isinstance(value, NormSpec):
+            return dataclasses.replace(value, **overrides)
+        text = str(value).strip().lower()
+        options: dict[str, Any] = {}
+        if text.endswith("+bn"):
+            text, options["using_bn"] = text[:-3], True
+        if ":" in text:
+            text, arg = text.split(":", 1)
+            try:
+                options["groups"] = int(arg)
+            except ValueError:
+                raise ValueError(f"bad group count in norm {value!r}: expected e.g. 'group:8'") from None
+        options.update(overrides)
+        return cls(kind=text, **options)
+
+
+class LayerNorm2d(nn.GroupNorm):
+    """Layer norm for feature maps: statistics over (C, H, W) of each image, per-channel affine.
+
+    This is exactly ``GroupNorm(1, C)``; it exists as a named class so that models print and report clearly.
+    Unlike ``nn.LayerNorm([C, H, W])`` it works at every image size.
+    """
+
+    def __init__(self, num_channels: int, eps: float = 1e-5) -> None:
+        super().__init__(1, num_channels, eps=eps, affine=True)
+
+
+class SwitchNorm2d(nn.Module):
+    """Switchable Normalization (Luo et al., ICLR 2019) for NCHW feature maps, written from the paper's equations.
+
+    The layer computes per-(n, c) instance statistics once and derives the layer-norm and batch-norm statistics from
+    them with the *stable* law-of-total-variance form (no ``E[x²] − μ²`` cancellation)::
+
+        σ²_ln[n] = mean_c σ²_in[n,c] + mean_c (μ_in[n,c] − μ_ln[n])²
+        σ²_bn[c] = mean_n σ²_in[n,c] + mean_n (μ_in[n,c] − μ_bn[c])²
+
+    The normalizing mean and variance are separate softmax mixes (logits ``mean_logits`` and ``var_logits``, in the
+    order in, ln[, bn]) of those statistics. Variances are biased by default (``var_correction=0``), which makes
+    one-hot weights reproduce torch IN/LN/BN exactly and keeps N×C×1×1 inputs finite.
+
+    Running statistics (only with ``using_bn``) follow torch's momentum convention ``r ← (1 − m)·r + m·s``; an
+    official-code decay ``d`` maps to ``m = 1 − d`` (0.9 → 0.1, 0.997 → 0.003). Unlike torch BN the running variance
+    stores σ²_bn as computed (no n/(n−1) factor), so the BN branch uses the same estimator in train and eval. Buffers
+    start at mean 0 / variance 1 so that an untrained eval pass is well defined.
+
+    With ``using_moving_average=False`` the running statistics are the *batch average* instead: training forwards
+    only accumulate (in fp64) the sums of μ_bn and σ²_bn + μ_bn², and :meth:`finalize_batch_average` turns them into
+    the pooled mean and pooled biased variance. Evaluating before finalizing raises, since the buffers mean nothing
+    yet. Use :func:`styler.nn.norms.finalize_switchable_statistics` to run the procedure over a data source.
+    """
+
+    def __init__(
+        self,
+        num_channels: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        using_bn: bool = False,
+        using_moving_average: bool = True,
+        var_correction: int = 0,
+        last_gamma: bool = False,
+    ) -> None:
+        super().__init__()
+        if var_correction not in (0, 1):
+            raise ValueError(f"var_correction must be 0 (biased) or 1 (unbiased), got {var_correction}")
+        self.num_channels = num_channels
+        self.eps = eps
+        self.momentum = momentum
+        self.using_bn = using_bn
+        self.using_moving_average = using_moving_average
+        self.var_correction = var_correction
+        self.weight = nn.Parameter(torch.zeros(num_channels) if last_gamma else torch.ones(num_channels))
+        self.bias = nn.Parameter(torch.zeros(num_channels))
+        branches = 3 if using_bn else 2
+        # Equal logits = uniform mixture at initialization.
+        self.mean_logits = nn.Parameter(torch.ones(branches))
+        self.var_logits = nn.Parameter(torch.ones(branches))
+        if using_bn:
+            self.register_buffer("running_mean", torch.zeros(num_channels))
+            self.register_buffer("running_var", torch.ones(num_channels))
+            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+            if not using_moving_average:
+                self.register_buffer("batch_mean_sum", torch.zeros(num_channels, dtype=torch.float64))
+                self.register_buffer("batch_sq_sum", torch.zeros(num_channels, dtype=torch.float64))
+                self.register_buffer("batch_count", torch.tensor(0, dtype=torch.long))
+                self.register_buffer("finalized", torch.tensor(False))
+
+    @property
+    def branch_names(self) -> tuple[str, ...]:
+        return ("in", "ln", "bn") if self.using_bn else ("in", "ln")
+
+    def mixture_weights(self) -> dict[str, dict[str, float]]:
+        """Current softmax weights, ``{"mean": {"in": .., "ln": .., ["bn": ..]}, "var": {...}}``, for logging/plots."""
+        with torch.no_grad():
+            mean_w = torch.softmax(self.mean_logits.float(), 0).tolist()
+            var_w = torch.softmax(self.var_logits.float(), 0).tolist()
+        return {"mean": dict(zip(self.branch_names, mean_w)), "var": dict(zip(self.branch_names, var_w))}
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_channels}, eps={self.eps}, momentum={self.momentum}, using_bn={self.using_bn}, "
+                f"using_moving_average={self.using_moving_average}, var_correction={self.var_correction}")
+
+    # -- batch-average inference statistics -------------------------------------------------------------------------
+    def reset_batch_average(self) -> None:
+        """Clear the accumulated sums before a finalize pass."""
+        if not self.using_bn or self.using_moving_average:
+            return
+        self.batch_mean_sum.zero_()
+        self.batch_sq_sum.zero_()
+        self.batch_count.zero_()
+
+    def finalize_batch_average(self) -> None:
+        """Set the running statistics to the pooled mean and pooled biased variance of the accumulated batches."""
+        if not self.using_bn or self.using_moving_average:
+            return
+        count = int(self.batch_count)
+        if count == 0:
+            raise RuntimeError("SwitchNorm2d batch average: no training batches were accumulated before finalize")
+        mean = self.batch_mean_sum / count
+        var = self.batch_sq_sum / count - mean * mean
+        self.running_mean.copy_(mean.to(self.running_mean.dtype))
+        self.running_var.copy_(var.clamp_min(0).to(self.running_var.dtype))
+        self.finalized.fill_(True)
+
+    # -- forward -----------------------------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4:
+            raise ValueError(f"SwitchNorm2d expects a 4-D NCHW tensor, got shape {tuple(x.shape)}")
+        if x.shape[1] != self.num_channels:
+            raise ValueError(f"SwitchNorm2d({self.num_channels}) got {x.shape[1]} channels")
+        # Half-precision inputs: keep the statistics in fp32 (docs/norms.md §8.5).
+        stats_dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+        xs = x.to(stats_dtype)
+        mean, var = self.mixed_statistics(xs)
+        scale = self.weight.to(stats_dtype).view(1, -1, 1, 1) * torch.rsqrt(var + self.eps)
+        shift = self.bias.to(stats_dtype).view(1, -1, 1, 1) - mean * scale
+        return (xs * scale + shift).to(x.dtype)
+
+    def mixed_statistics(self, xs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The softmax-mixed mean and variance this layer normalizes ``xs`` with (broadcastable to N×C×1×1).
+
+        Shared by :meth:`forward` and by tiled inference (:mod:`styler.infer.tiling`), which freezes exactly these
+        statistics, so the two can never disagree. In training mode with the BN branch it updates the running
+        statistics, as a forward does.
+        """
+        stats_dtype = xs.dtype
+        var_in, mean_in = torch.var_mean(xs, dim=(2, 3), correction=self.var_correction, keepdim=True)
+
+        mean_ln = mean_in.mean(dim=1, keepdim=True)
+        var_ln = var_in.mean(dim=1, keepdim=True) + (mean_in - mean_ln).pow(2).mean(dim=1, keepdim=True)
+        means = [mean_in, mean_ln]
+        variances = [var_in, var_ln]
+
+        if self.using_bn:
+            if self.training:
+                mean_bn, var_bn = self._batch_statistics(mean_in, var_in)
+                self._update_running_stats(mean_bn.detach().flatten(), var_bn.detach().flatten())
+            else:
+                if not self.using_moving_average and not bool(self.finalized):
+                    raise RuntimeError(
+                        "SwitchNorm2d with batch-average statistics was evaluated before finalize_batch_average(); "
+                        "run styler.nn.norms.finalize_switchable_statistics over training batches first")
+                mean_bn = self.running_mean.to(stats_dtype).view(1, -1, 1, 1)
+                var_bn = self.running_var.to(stats_dtype).view(1, -1, 1, 1)
+            means.append(mean_bn)
+            variances.append(var_bn)
+
+        mean_w = torch.softmax(self.mean_logits.to(stats_dtype), 0)
+        var_w = torch.softmax(self.var_logits.to(stats_dtype), 0)
+        mean = sum(w * m for w, m in zip(mean_w, means))
+        var = sum(w * v for w, v in zip(var_w, variances))
+        return mean, var
+
+    def _batch_statistics(self, mean_in: torch.Tensor, var_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """BN-branch statistics (1×C×1×1) from the N×C×1×1 instance statistics of this batch.
+
+        A hook for distributed training: :class:`styler.train.distributed.SyncSwitchNorm2d` overrides it to pool the
+        statistics over the images of every rank instead of only this process's batch.
+        """
+        mean_bn = mean_in.mean(dim=0, keepdim=True)
+        var_bn = var_in.mean(dim=0, keepdim=True) + (mean_in - mean_bn).pow(2).mean(dim=0, keepdim=True)
+        return mean_bn, var_bn
+
+    def _update_running_stats(self, mean_bn: torch.Tensor, var_bn: torch.Tensor) -> None:
+        with torch.no_grad():
+            self.num_batches_tracked.add_(1)
+            if not self.using_moving_average:
+                m64 = mean_bn.double()
+                self.batch_mean_sum.add_(m64)
+                self.batch_sq_sum.add_(var_bn.double() + m64 * m64)
+                self.batch_count.add_(1)
+                return
+            momentum = (1.0 / float(self.num_batches_tracked)) if self.momentum is None else self.momentum
+            self.running_mean.mul_(1 - momentum).add_(mean_bn.to(self.running_mean.dtype), alpha=momentum)
+            self.running_var.mul_(1 - momentum).add_(var_bn.to(self.running_var.dtype), alpha=momentum)
+
+
+def make_norm(spec: "NormSpec | str", num_channels: int, *, layer_name: str = "") -> nn.Module:
+    """Build the normalization layer described by ``spec`` for ``num_channels`` channels.
+
+    ``layer_name`` only improves error messages (e.g. a group count that does not divide the channels).
+    """
+    spec = NormSpec.parse(spec)
+    where = f" in layer {layer_name!r}" if layer_name else ""
+    if spec.kind == "instance":
+        # track_running_stats stays False: with it, eval mode would use dataset averages (no longer IN).
+        return nn.InstanceNorm2d(num_channels, eps=spec.eps, affine=True, track_running_stats=False)
+    if spec.kind == "batch":
+        return nn.BatchNorm2d(num_channels, eps=spec.eps, momentum=spec.momentum)
+    if spec.kind == "group":
+        if num_channels % spec.groups != 0:
+            raise ValueError(f"group norm{where}: {num_channels} channels are not divisible by {spec.groups} "
+                             f"groups; choose a group count that divides every width (e.g. 1, 2, 4, 8, 16)")
+        return nn.GroupNorm(spec.groups, num_channels, eps=spec.eps, affine=True)
+    if spec.kind == "layer":
+        return LayerNorm2d(num_channels, eps=spec.eps)
+    if spec.kind == "switchable":
+        return SwitchNorm2d(num_channels, eps=spec.eps, momentum=spec.momentum, using_bn=spec.using_bn,
+                            using_moving_average=spec.using_moving_average, var_correction=spec.var_correction)
+    if spec.kind == "none":
+        return nn.Identity()
+    raise AssertionError(spec.kind)  # NormSpec already validated the name
+
+
+def switchable_layers(model: nn.Module) -> Iterator[tuple[str, SwitchNorm2d]]:
+    """Yield ``(name, layer)`` for every :class:`SwitchNorm2d` in ``model`` (for logging and plots)."""
+    for name, module in model.named_modules():
+        if isinstance(module, SwitchNorm2d):
+            yield name, module
+
+
+def uses_batch_statistics(model: nn.Module) -> bool:
+    """True if a training-mode forward of ``model`` mixes statistics across the images of a batch."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            return True
+        if isinstance(module, SwitchNorm2d) and module.using_bn:
+            return True
+    return False
+
+
+@torch.no_grad()
+def finalize_switchable_statistics(model: nn.Module, batches: "Iterator[torch.Tensor] | list[torch.Tensor]") -> int:
+    """Run SN's batch-average procedure: reset sums, forward ``batches`` in train mode, then finalize.
+
+    Returns the number of batches used. A no-op (returning 0) when the model has no batch-average SN layer.
+    """
+    layers = [m for _, m in switchable_layers(model) if m.using_bn and not m.using_moving_average]
+    if not layers:
+        return 0
+    for layer in layers:
+        layer.reset_batch_average()
+    was_training = model.training
+    model.train()
+    count = 0
+    try:
+        for batch in batches:
+            model(batch)
+            count += 1
+    finally:
+        model.train(was_training)
+    for layer in layers:
+        layer.finalize_batch_average()
+    return count
+
+
+def epsilon_law(max_abs_normalized: float, eps: float, k: float) -> float:
+    """Predicted max |IN(y) − IN(y/k)| for a unit-variance map (docs/norms.md §6.4): the ε residual of contrast."""
+    return max_abs_normalized * abs(1 / math.sqrt(1 + eps) - 1 / math.sqrt(1 + eps * k * k))
+

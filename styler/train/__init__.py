@@ -1,0 +1,1 @@
+"""Training: configuration and presets, the trainer, data, checkpoints and distributed runs."""
