@@ -17,59 +17,16 @@ multiple of 4 and cropped back, so the output always has the input's H×W.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from styler.nn.norms import NormSpec, make_norm
+from styler.nn.norms import make_norm
+from styler.nn.spec import ArchSpec, NormSpec
 
 __all__ = ["ArchSpec", "TransformerNet", "count_parameters", "flops_per_pixel"]
 
 PIXEL_SCALE = 255.0
-
-
-@dataclass(frozen=True)
-class ArchSpec:
-    """Architecture of a :class:`TransformerNet`; stored in model files so ``apply`` rebuilds the exact network.
-
-    Attributes:
-        width: channels of the first layer; the network uses ``width, 2·width, 4·width``. 32 is the paper's net,
-            16 the half-width net (about 4× fewer FLOPs).
-        residual_blocks: number of residual blocks at quarter resolution.
-        norm: the normalization layer used after every conv but the last.
-    """
-
-    width: int = 32
-    residual_blocks: int = 5
-    norm: NormSpec = field(default_factory=NormSpec)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.norm, (str, dict)):
-            norm = NormSpec.from_dict(self.norm) if isinstance(self.norm, dict) else NormSpec.parse(self.norm)
-            object.__setattr__(self, "norm", norm)
-        if self.width < 1 or self.residual_blocks < 0:
-            raise ValueError(f"invalid architecture: width={self.width}, residual_blocks={self.residual_blocks}")
-
-    @property
-    def channels(self) -> tuple[int, int, int]:
-        return (self.width, 2 * self.width, 4 * self.width)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"width": self.width, "residual_blocks": self.residual_blocks, "norm": self.norm.to_dict()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ArchSpec":
-        data = dict(data)
-        norm = NormSpec.from_dict(data.pop("norm", {}))
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown architecture options {sorted(unknown)}")
-        return cls(norm=norm, **data)
 
 
 class ConvNormAct(nn.Sequential):

@@ -20,13 +20,14 @@ Semantics follow ``docs/norms.md`` of the project's reference material:
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Iterator
 
 import torch
 from torch import nn
+
+from styler.nn.registry import NORM_ALIASES, NORM_KINDS, canonical_norm_name
+from styler.nn.spec import NormSpec
 
 __all__ = [
     "NORM_ALIASES",
@@ -41,124 +42,6 @@ __all__ = [
     "switchable_layers",
     "uses_batch_statistics",
 ]
-
-#: Canonical norm names, in the order they are shown to users.
-NORM_KINDS: tuple[str, ...] = ("instance", "batch", "group", "layer", "switchable", "none")
-
-#: Every accepted spelling mapped to its canonical name.
-NORM_ALIASES: dict[str, str] = {
-    "instance": "instance", "in": "instance", "instancenorm": "instance",
-    "batch": "batch", "bn": "batch", "batchnorm": "batch",
-    "group": "group", "gn": "group", "groupnorm": "group",
-    "layer": "layer", "ln": "layer", "layernorm": "layer",
-    "switchable": "switchable", "sn": "switchable", "switchnorm": "switchable",
-    "none": "none", "identity": "none",
-}
-
-#: Short labels for grids and tables.
-SHORT_NAMES: dict[str, str] = {
-    "instance": "IN", "batch": "BN", "group": "GN", "layer": "LN", "switchable": "SN", "none": "none",
-}
-
-DEFAULT_GROUPS = 8
-
-
-def canonical_norm_name(name: str) -> str:
-    """Map a user-facing norm name or alias to its canonical name, or fail listing every valid spelling."""
-    key = str(name).strip().lower().replace("-", "").replace("_", "")
-    try:
-        return NORM_ALIASES[key]
-    except KeyError:
-        valid = ", ".join(f"{k} ({'/'.join(a for a, c in NORM_ALIASES.items() if c == k and a != k)})"
-                          for k in NORM_KINDS)
-        raise ValueError(f"unknown norm {name!r}; valid norms: {valid}") from None
-
-
-@dataclass(frozen=True)
-class NormSpec:
-    """Everything needed to rebuild a normalization layer; stored verbatim in model files.
-
-    Attributes:
-        kind: canonical norm name (see :data:`NORM_KINDS`); aliases are accepted and canonicalized.
-        groups: number of groups for ``group`` (fixed G, not a fixed group size).
-        eps: added to the variance before the square root, 1e-5 for every norm as in torch.
-        momentum: running-statistics momentum for ``batch`` and SN's BN branch, torch convention (weight of the new
-            value). ``None`` means a cumulative average, as in torch BN.
-        using_bn: SN only: include the batch-norm branch. Off by default: without it SN is batch independent.
-        using_moving_average: SN only: EMA running statistics (True) or the batch-average procedure (False).
-        var_correction: SN only: 0 = biased instance variance (the paper), 1 = the official code's unbiased form.
-    """
-
-    kind: str = "instance"
-    groups: int = DEFAULT_GROUPS
-    eps: float = 1e-5
-    momentum: float | None = 0.1
-    using_bn: bool = False
-    using_moving_average: bool = True
-    var_correction: int = 0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "kind", canonical_norm_name(self.kind))
-        if self.groups < 1:
-            raise ValueError(f"groups must be >= 1, got {self.groups}")
-
-    @property
-    def short_name(self) -> str:
-        """Label such as ``IN`` or ``SN+BN`` for tables and figures."""
-        label = SHORT_NAMES[self.kind]
-        if self.kind == "group":
-            label += f"({self.groups})"
-        if self.kind == "switchable" and self.using_bn:
-            label += "+BN"
-        return label
-
-    @property
-    def batch_dependent_in_training(self) -> bool:
-        """True when a training-mode forward mixes statistics across the images of a batch."""
-        return self.kind == "batch" or (self.kind == "switchable" and self.using_bn)
-
-    @property
-    def inference_statistics(self) -> str:
-        """Which statistics an eval-mode forward normalizes with; recorded in model files and docs."""
-        return {
-            "instance": "per-image (H, W) statistics, identical in train and eval",
-            "group": f"per-image statistics over {self.groups} channel groups, identical in train and eval",
-            "layer": "per-image (C, H, W) statistics, identical in train and eval",
-            "batch": "running mean/variance accumulated in training (the batch is not used in eval)",
-            "switchable": ("per-image IN/LN statistics mixed with running BN statistics" if self.using_bn
-                           else "per-image IN/LN statistics mixed by learned weights, identical in train and eval"),
-            "none": "no normalization",
-        }[self.kind]
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "NormSpec":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown norm options {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**data)
-
-    @classmethod
-    def parse(cls, value: "str | NormSpec", **overrides: Any) -> "NormSpec":
-        """Build a spec from a name (``"gn"``, ``"group:4"``, ``"sn+bn"``) or return a copy of a spec."""
-        if isinstance(value, NormSpec):
-            return dataclasses.replace(value, **overrides)
-        text = str(value).strip().lower()
-        options: dict[str, Any] = {}
-        if text.endswith("+bn"):
-            text, options["using_bn"] = text[:-3], True
-        if ":" in text:
-            text, arg = text.split(":", 1)
-            try:
-                options["groups"] = int(arg)
-            except ValueError:
-                raise ValueError(f"bad group count in norm {value!r}: expected e.g. 'group:8'") from None
-        options.update(overrides)
-        return cls(kind=text, **options)
-
 
 class LayerNorm2d(nn.GroupNorm):
     """Layer norm for feature maps: statistics over (C, H, W) of each image, per-channel affine.
