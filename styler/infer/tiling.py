@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from styler.nn.norms import SwitchNorm2d
+from styler.nn.kinds import for_module
 
 __all__ = ["FrozenAffine", "Tile", "receptive_radius", "default_halo", "plan_tiles", "capture_norm_affines",
            "freeze_norms", "has_image_statistics", "tiled_forward"]
@@ -97,46 +97,22 @@ def plan_tiles(height: int, width: int, tile: int, halo: int) -> list[Tile]:
     return tiles
 
 
-def _affine_from_stats(module: nn.Module, mean: torch.Tensor, var: torch.Tensor, eps: float
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
-    weight = getattr(module, "weight", None)
-    bias = getattr(module, "bias", None)
-    scale = torch.rsqrt(var + eps)
-    if weight is not None:
-        scale = scale * weight.view(1, -1, 1, 1).to(scale.dtype)
-    shift = -mean * scale
-    if bias is not None:
-        shift = shift + bias.view(1, -1, 1, 1).to(scale.dtype)
-    return scale, shift
-
-
 def norm_affine(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """The per-channel affine map ``module`` applies to ``x`` (batch 1), or None if it needs no freezing."""
+    """The per-channel affine map ``module`` applies to ``x`` (batch 1), or None if it needs no freezing.
+
+    Each norm kind answers for its own layers (``freeze_affine`` in :mod:`styler.nn.kinds`); eval-mode batch norm
+    (global running statistics) and the identity need none.
+    """
     if x.shape[0] != 1:
         raise ValueError("statistics are captured one image at a time")
-    xs = x.float()
-    if isinstance(module, nn.InstanceNorm2d):
-        if module.track_running_stats and not module.training:
-            return None
-        var, mean = torch.var_mean(xs, dim=(2, 3), correction=0, keepdim=True)
-        return _affine_from_stats(module if module.affine else nn.Module(), mean, var, module.eps)
-    if isinstance(module, nn.GroupNorm):  # includes LayerNorm2d (one group)
-        n, c, h, w = xs.shape
-        g = module.num_groups
-        var, mean = torch.var_mean(xs.reshape(n, g, -1), dim=2, correction=0)
-        mean = mean.repeat_interleave(c // g, dim=1).view(n, c, 1, 1)
-        var = var.repeat_interleave(c // g, dim=1).view(n, c, 1, 1)
-        return _affine_from_stats(module if module.affine else nn.Module(), mean, var, module.eps)
-    if isinstance(module, SwitchNorm2d):
-        mean, var = module.mixed_statistics(xs)  # eval: IN/LN from the image, BN branch from running statistics
-        return _affine_from_stats(module, mean.expand(1, module.num_channels, 1, 1),
-                                  var.expand(1, module.num_channels, 1, 1), module.eps)
-    return None  # eval BatchNorm (global running statistics), Identity, or anything without image statistics
+    impl = for_module(module)
+    return impl.freeze_affine(module, x) if impl is not None and impl.IMAGE_STATISTICS else None
 
 
 def _norm_modules(net: nn.Module) -> Iterator[tuple[str, nn.Module]]:
     for name, module in net.named_modules():
-        if isinstance(module, (nn.InstanceNorm2d, nn.GroupNorm, SwitchNorm2d)):
+        impl = for_module(module)
+        if impl is not None and impl.IMAGE_STATISTICS:
             yield name, module
 
 

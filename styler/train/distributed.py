@@ -37,7 +37,10 @@ import torch.distributed as dist
 from torch import nn
 
 from styler.errors import StylerError
-from styler.nn.norms import SwitchNorm2d
+from styler.nn.collectives import all_reduce_sum
+from styler.nn.kinds import for_module
+from styler.nn.kinds.batch import SyncBatchNorm2d
+from styler.nn.kinds.switchable import SyncSwitchNorm2d
 
 __all__ = ["DistContext", "setup", "cleanup", "barrier", "broadcast_object", "gather_objects", "all_reduce_sum",
            "all_ranks_agree",
@@ -165,133 +168,19 @@ def seed_rank(seed: int, rank: int, step: int = 0) -> None:
     random.seed(value)
 
 
-class _AllReduceSum(torch.autograd.Function):
-    """Sum over ranks with a gradient: the backward pass is again a sum over ranks.
-
-    Why that is the right gradient: each rank's loss depends on the pooled value S = Σ_r s_r, so the gradient that
-    reaches rank r's contribution s_r is Σ_r' ∂L_r'/∂S, the sum of every rank's upstream gradient. DDP then averages
-    the parameter gradients, which turns Σ_r L_r into the mean loss of the global batch.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, tensor: torch.Tensor, group: Any) -> torch.Tensor:  # noqa: ANN401
-        ctx.group = group
-        out = tensor.clone()
-        dist.all_reduce(out, op=dist.ReduceOp.SUM, group=group)
-        return out
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: ANN401
-        grad = grad.contiguous().clone()
-        dist.all_reduce(grad, op=dist.ReduceOp.SUM, group=ctx.group)
-        return grad, None
-
-
-def all_reduce_sum(tensor: torch.Tensor, group: Any = None) -> torch.Tensor:
-    """Differentiable sum over the ranks of ``group`` (identity when there is no process group)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size(group) == 1:
-        return tensor
-    return _AllReduceSum.apply(tensor, group)
-
-
-def _group_active(group: Any) -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size(group) > 1
-
-
-class SyncBatchNorm2d(nn.BatchNorm2d):
-    """``BatchNorm2d`` whose training statistics are pooled over the images of every rank; works with gloo on CPU.
-
-    The same state (weight, bias, running_mean, running_var, num_batches_tracked) and semantics as torch BN, so a
-    model file stores it as a plain ``BatchNorm2d``: normalization with the biased variance of the *global* batch,
-    ``running_var`` updated with the unbiased global variance, momentum on the new value (``None``: cumulative mean).
-    The pooled variance uses the stable two-pass form (global mean first, then Σ n_r·(σ²_r + (μ_r − μ)²)), never
-    ``E[x²] − μ²``. Eval mode, or no process group, is plain batch norm.
-    """
-
-    process_group: Any = None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.training and _group_active(self.process_group)):
-            return super().forward(x)
-        if x.dim() != 4:
-            raise ValueError(f"SyncBatchNorm2d expects a 4-D NCHW tensor, got shape {tuple(x.shape)}")
-        dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
-        xs = x.to(dtype)
-        count = xs.shape[0] * xs.shape[2] * xs.shape[3]
-        var_local, mean_local = torch.var_mean(xs, dim=(0, 2, 3), correction=0)
-        first = all_reduce_sum(torch.cat([mean_local * count, mean_local.new_full((1,), float(count))]),
-                               self.process_group)
-        total = first[-1].detach()
-        mean = first[:-1] / total
-        var = all_reduce_sum(count * (var_local + (mean_local - mean).pow(2)), self.process_group) / total
-        if self.track_running_stats:
-            with torch.no_grad():
-                self.num_batches_tracked.add_(1)
-                momentum = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-                n = float(total)
-                self.running_mean.mul_(1 - momentum).add_(mean.detach().to(self.running_mean.dtype), alpha=momentum)
-                unbiased = var.detach() * (n / max(n - 1.0, 1.0))
-                self.running_var.mul_(1 - momentum).add_(unbiased.to(self.running_var.dtype), alpha=momentum)
-        scale = torch.rsqrt(var + self.eps)
-        if self.affine:
-            scale = scale * self.weight.to(dtype)
-        shift = -mean * scale
-        if self.affine:
-            shift = shift + self.bias.to(dtype)
-        return (xs * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1)).to(x.dtype)
-
-
-class SyncSwitchNorm2d(SwitchNorm2d):
-    """:class:`~styler.nn.norms.SwitchNorm2d` whose BN branch pools μ_bn, σ²_bn over every rank's images.
-
-    From the per-image statistics (μ_in, σ²_in) of all ranks' images: μ_bn = Σ μ_in / N_total and
-    σ²_bn = Σ (σ²_in + (μ_in − μ_bn)²) / N_total, the stable law-of-total-variance form of docs/norms.md §5.3, with
-    gradients through both sums. The IN and LN branches are per image and are untouched.
-    """
-
-    process_group: Any = None
-
-    def _batch_statistics(self, mean_in: torch.Tensor, var_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if not _group_active(self.process_group):
-            return super()._batch_statistics(mean_in, var_in)
-        n = mean_in.shape[0]
-        first = all_reduce_sum(torch.cat([mean_in.sum(dim=0).flatten(), mean_in.new_full((1,), float(n))]),
-                               self.process_group)
-        total = first[-1].detach()
-        mean_bn = (first[:-1] / total).view(1, -1, 1, 1)
-        second = all_reduce_sum((var_in + (mean_in - mean_bn).pow(2)).sum(dim=0).flatten(), self.process_group)
-        var_bn = (second / total).view(1, -1, 1, 1)
-        return mean_bn, var_bn
-
-
-def _copy_into(new: nn.Module, old: nn.Module) -> nn.Module:
-    reference = next((t for t in old.state_dict().values() if t.is_floating_point()), None)
-    if reference is not None:
-        new.to(device=reference.device, dtype=reference.dtype)
-    new.load_state_dict(old.state_dict())
-    new.train(old.training)
-    return new
-
-
 def convert_sync_norms(model: nn.Module, process_group: Any = None) -> list[str]:
-    """Replace every ``BatchNorm2d`` and every SN with a BN branch by its synchronized version, in place.
+    """Replace every layer whose batch statistics must span the ranks by its synchronized form, in place.
 
-    Call it before building the optimizer and before wrapping the model in DDP. Returns the converted modules' names
-    (empty for IN/GN/LN/none nets, which need no synchronization). State dict keys do not change.
+    Which layers, and their synchronized form, is each norm kind's answer (``synchronized`` in
+    :mod:`styler.nn.kinds`): today ``BatchNorm2d`` and SN with a BN branch. Call it before building the optimizer
+    and before wrapping the model in DDP. Returns the converted modules' names (empty for IN/GN/LN/none nets, which
+    need no synchronization). State dict keys do not change.
     """
     converted: list[str] = []
     for name, module in list(model.named_modules()):
         for child_name, child in list(module.named_children()):
-            replacement: nn.Module | None = None
-            if type(child) is nn.BatchNorm2d:
-                replacement = _copy_into(SyncBatchNorm2d(child.num_features, eps=child.eps, momentum=child.momentum,
-                                                         affine=child.affine,
-                                                         track_running_stats=child.track_running_stats), child)
-            elif type(child) is SwitchNorm2d and child.using_bn:
-                replacement = _copy_into(SyncSwitchNorm2d(child.num_channels, eps=child.eps, momentum=child.momentum,
-                                                          using_bn=True,
-                                                          using_moving_average=child.using_moving_average,
-                                                          var_correction=child.var_correction), child)
+            impl = for_module(child)
+            replacement = impl.synchronized(child) if impl is not None else None
             if replacement is not None:
                 replacement.process_group = process_group
                 setattr(module, child_name, replacement)
