@@ -1,24 +1,29 @@
 # styler: the two commands every user and CI need.
 #   make test   install into .venv, then run the whole test suite
 #   make demo   install into .venv, then stylize sample photos with the bundled models
+#   make lint   ruff (style, imports, likely bugs) and mypy (types) over the code
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo-output
 
-.PHONY: install test demo bench clean
+.PHONY: install test lint demo bench clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,lint]'
 	touch $(STAMP)
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check styler tests scripts
+	$(VENV)/bin/mypy
 
 demo: install
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[demo]'
