@@ -83,7 +83,23 @@ class TransformerNet(nn.Module):
             ConvNormAct(c1, 3, 9, norm=None, relu=False, name="decoder.2"),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        """Stylize ``x``; ``style`` (conditional norm only) is the style mix, ``S`` or ``N×S`` weights, for this call.
+
+        Without ``style`` a conditional network applies the mix set by
+        :func:`styler.nn.kinds.conditional.set_style_mix` (style 0 by default).
+        """
+        if style is None:
+            return self._forward(x)
+        from styler.nn.kinds.conditional import set_style_mix
+
+        set_style_mix(self, style, override=True)
+        try:
+            return self._forward(x)
+        finally:
+            set_style_mix(self, None, override=True)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"TransformerNet expects an N×3×H×W tensor, got shape {tuple(x.shape)}")
         height, width = x.shape[-2:]

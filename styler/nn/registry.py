@@ -96,6 +96,13 @@ _ENTRIES: tuple[NormKind, ...] = (
         batch_dependent=_switchable_uses_bn, running_statistics=_switchable_uses_bn,
         label=lambda spec: "SN+BN" if spec.using_bn else "SN"),
     NormKind(
+        name="conditional", short="CIN", aliases=("cin", "conditionalinstance", "conditionalinstancenorm"),
+        axes="H, W: one mean/variance per image and channel, as IN; then one (γ, β) per style, blendable",
+        implementation="conditional",
+        inference_statistics=lambda spec: f"per-image (H, W) statistics, identical in train and eval; one γ/β per "
+                                          f"style ({spec.num_styles} styles), convex blends mix them",
+        label=lambda spec: "CIN" if spec.num_styles == 1 else f"CIN×{spec.num_styles}"),
+    NormKind(
         name="none", short="none", aliases=("identity",),
         axes="nothing (the control)",
         implementation="identity",
@@ -131,11 +138,11 @@ def norm_kind(name: str) -> NormKind:
 
 
 def norm_choices() -> list[str]:
-    """The spellings ``styler train --norm`` offers: each canonical name and its two-letter alias (``in``, ``bn``...).
+    """The spellings ``styler train --norm`` offers: each canonical name and its short alias (``in``, ``bn``, ``cin``...).
 
     The longer aliases (``instancenorm``, ``identity``) are still accepted by :func:`canonical_norm_name`."""
     out: list[str] = []
     for entry in _ENTRIES:
         out.append(entry.name)
-        out.extend(a for a in entry.aliases if len(a) == 2)
+        out.extend(a for a in entry.aliases if len(a) <= 3)
     return out

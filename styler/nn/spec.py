@@ -34,6 +34,7 @@ class NormSpec:
         using_bn: SN only: include the batch-norm branch. Off by default: without it SN is batch independent.
         using_moving_average: SN only: EMA running statistics (True) or the batch-average procedure (False).
         var_correction: SN only: 0 = biased instance variance (the paper), 1 = the official code's unbiased form.
+        num_styles: conditional only: how many (γ, β) pairs each layer holds, one per style.
     """
 
     kind: str = "instance"
@@ -43,11 +44,16 @@ class NormSpec:
     using_bn: bool = False
     using_moving_average: bool = True
     var_correction: int = 0
+    num_styles: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", canonical_norm_name(self.kind))
         if self.groups < 1:
             raise ValueError(f"groups must be >= 1, got {self.groups}")
+        if self.num_styles < 1:
+            raise ValueError(f"num_styles must be >= 1, got {self.num_styles}")
+        if self.num_styles != 1 and self.kind != "conditional":
+            raise ValueError(f"num_styles applies to conditional instance norm only, not {self.kind}")
 
     @property
     def entry(self) -> NormKind:
@@ -88,7 +94,12 @@ class NormSpec:
                              f"groups; choose a group count that divides every width (e.g. 1, 2, 4, 8, 16)")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The stored form. ``num_styles`` is written only for conditional norms, so the files (and manifests) of
+        every other norm read exactly as they did before the option existed."""
+        data = dataclasses.asdict(self)
+        if self.kind != "conditional":
+            del data["num_styles"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "NormSpec":
@@ -100,7 +111,7 @@ class NormSpec:
 
     @classmethod
     def parse(cls, value: "str | NormSpec", **overrides: Any) -> "NormSpec":
-        """Build a spec from a name (``"gn"``, ``"group:4"``, ``"sn+bn"``) or return a copy of a spec."""
+        """Build a spec from a name (``"gn"``, ``"group:4"``, ``"sn+bn"``, ``"cin:6"``) or return a copy of a spec."""
         if isinstance(value, NormSpec):
             return dataclasses.replace(value, **overrides)
         text = str(value).strip().lower()
@@ -109,10 +120,12 @@ class NormSpec:
             text, options["using_bn"] = text[:-3], True
         if ":" in text:
             text, arg = text.split(":", 1)
+            option = "num_styles" if canonical_norm_name(text) == "conditional" else "groups"
             try:
-                options["groups"] = int(arg)
+                options[option] = int(arg)
             except ValueError:
-                raise ValueError(f"bad group count in norm {value!r}: expected e.g. 'group:8'") from None
+                example = "'cin:6'" if option == "num_styles" else "'group:8'"
+                raise ValueError(f"bad {option.replace('_', ' ')} in norm {value!r}: expected e.g. {example}") from None
         options.update(overrides)
         return cls(kind=text, **options)
 

@@ -45,3 +45,26 @@ def test_downscaled_statistics_are_close_and_seamless() -> None:
     assert (approx - whole).abs().max().item() < 1e-5  # tiles themselves add nothing: no seams
     mse = (approx.clamp(0, 1) - ref.clamp(0, 1)).pow(2).mean().item()
     assert mse < 1e-2
+
+
+def test_tiled_conditional_norm_keeps_the_blended_style() -> None:
+    """CIN tiles freeze instance statistics composed with the current blend; a different blend (negative control)
+    gives a different image, so the check can fail."""
+    from styler.nn.kinds.conditional import ConditionalInstanceNorm2d, set_style_mix
+
+    torch.manual_seed(0)
+    net = TransformerNet(ArchSpec(width=8, residual_blocks=2, norm="cin:3")).eval()
+    with torch.no_grad():
+        for layer in net.modules():
+            if isinstance(layer, ConditionalInstanceNorm2d):
+                layer.weight.uniform_(0.5, 1.5)
+                layer.bias.uniform_(-0.5, 0.5)
+    x = torch.rand(1, 3, 90, 70)
+    set_style_mix(net, torch.tensor([0.5, 0.2, 0.3]))
+    with torch.inference_mode():
+        ref = net(x)
+        out = tiled_forward(net, x, tile=32)
+        set_style_mix(net, torch.tensor([0.0, 1.0, 0.0]))
+        other = tiled_forward(net, x, tile=32)
+    assert (out - ref).abs().max().item() < 1e-5
+    assert (other - ref).abs().max().item() > 1e-3

@@ -42,7 +42,7 @@ def test_interface_check_catches_an_incomplete_module() -> None:
 
 def test_aliases_and_choices() -> None:
     assert registry.norm_choices() == ["instance", "in", "batch", "bn", "group", "gn", "layer", "ln",
-                                       "switchable", "sn", "none"]
+                                       "switchable", "sn", "conditional", "cin", "none"]
     for alias, name in registry.NORM_ALIASES.items():
         assert registry.canonical_norm_name(alias.upper()) == name
     with pytest.raises(ValueError, match="valid norms: instance"):
