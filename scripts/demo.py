@@ -56,7 +56,8 @@ def main() -> int:
     parser.add_argument("--max-size", type=int, default=512, help="long side of the sample photos")
     args = parser.parse_args()
 
-    from styler.evidence.ablation import compare_grid, load_photos
+    from styler.evidence.compare import compare_grid
+    from styler.evidence.photos import load_photos
     from styler.io.modelfile import load_model
     from styler.infer.stylizer import Stylizer, stylize_image
     from styler.io.zoo import BUNDLED_DIR, default_model, read_manifest

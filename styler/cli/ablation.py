@@ -1,4 +1,5 @@
-"""``styler compare``, ``styler independence`` and ``styler report``: parse options, call styler.evidence.ablation/report.
+"""``styler compare``, ``styler independence`` and ``styler report``: parse options, call :mod:`styler.evidence`,
+print what it returns.
 
 No torch import at module level (``styler --help`` and usage errors stay fast); the library is imported inside each
 command.
@@ -18,6 +19,10 @@ MODEL_OPTION = click.option("-m", "--model", "models", multiple=True, required=T
                             help="Model file (.pth) or model name; repeat for each row (e.g. one per norm).")
 
 
+def _make_parent_dir(path: str) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
 @click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
 @MODEL_OPTION
 @click.argument("photos", nargs=-1, required=True, metavar="PHOTO_OR_DIR...")
@@ -32,11 +37,12 @@ MODEL_OPTION = click.option("-m", "--model", "models", multiple=True, required=T
 def compare(models: tuple[str, ...], photos: tuple[str, ...], output: str, cell: int, size: int, stats: str,
             save_images: str | None, title: str | None) -> None:
     """Draw a grid: content photos in a header row, then one row per model (labelled norm, style, training steps)."""
-    from styler.evidence.ablation import compare_grid, load_photos
+    from styler.evidence.compare import compare_grid
+    from styler.evidence.photos import load_photos
 
     images = load_photos(photos, size, square=stats == "batch")
     grid = compare_grid(list(models), images, cell=cell, stats=stats, title=title, save_dir=save_images)
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    _make_parent_dir(output)
     grid.save(output)
     click.echo(f"grid written to {output} ({grid.width}×{grid.height}, {len(models)} model(s) × {len(images)} "
                f"photo(s))" + (f"; cells in {save_images}" if save_images else ""))
@@ -72,68 +78,25 @@ def independence(models: tuple[str, ...], target: str, companions: tuple[str, ..
     of norms.md §6.5), the train/eval gap of BN/SN models, and, unless --no-contrast, how much each model's output
     changes when the target's contrast and brightness change.
     """
-    import torch
+    from styler.evidence.photos import load_photo, load_photos
+    from styler.evidence.suite import format_suite, measure_suite
 
-    from styler.evidence import ablation as A
-
-    tgt = A.load_photo(target, size, square=True)
-    mates = {p.name: p.tensor for p in (A.load_photos(companions, size, square=True) if companions else [])
-             if p.name != tgt.name}
-    mode_list = ("eval", "train") if modes == "both" else (modes,)
-    dtypes = [torch.float32] + ([torch.float64] if fp64 else [])
-    rows, contrast_rows, contrast_by_model, gaps = [], [], [], []
-    for model in models:
-        loaded = A.as_loaded(model)
-        for dtype in dtypes:
-            rows += A.measure_independence(loaded, tgt, mates, mode_list, dtype=dtype,
-                                           keep_outputs=dtype == torch.float32)
-        if contrast:
-            measured = A.contrast_sensitivity(loaded, tgt, keep_outputs=contrast_figure is not None)
-            contrast_by_model.append(measured)
-            contrast_rows += [r for r in measured if (r.a, r.b) != (1.0, 0.0)]
-        if loaded.arch.norm.kind in ("batch", "switchable"):
-            gaps += A.train_eval_gap(loaded, [tgt, *list(_first(mates.values(), 3))])
-
-    click.echo(f"target {tgt.name} at {size}×{size}; tolerance fp32 atol=rtol=1e-4, fp64 atol=1e-10 (norms.md §6.5)")
-    click.echo(A.format_table(
-        ["norm", "model", "mode", "dtype", "batch", "size", "pos", "max|Δ|", "mean|Δ|", "PSNR dB", "max|out|",
-         "independent"],
-        [[r.norm, r.model, r.mode, r.dtype, r.batch, r.batch_size, r.position + 1, r.max_abs, r.mean_abs, r.psnr_db,
-          r.output_max, r.independent] for r in rows]))
-    notes = sorted({r.note for r in rows if r.note})
-    for note in notes:
-        click.echo(f"note: train mode, {note}")
-    if gaps:
-        click.echo("\ntrain/eval gap (eval output vs output with batch statistics)")
-        click.echo(A.format_table(["norm", "model", "train-mode reference", "max|Δ|", "mean|Δ|", "PSNR dB"],
-                                  [[g.norm, g.model, g.reference, g.max_abs, g.mean_abs, g.psnr_db] for g in gaps]))
-    if contrast_rows:
-        click.echo("\ncontrast/brightness: max|f(a·A+b) − f(A)| / max|f(A)|, eval mode")
-        click.echo(A.format_table(["norm", "model", "change", "relative max|Δ|", "mean|Δ|", "PSNR dB"],
-                                  [[r.norm, r.model, r.transform, r.relative_max, r.mean_abs, r.psnr_db]
-                                   for r in contrast_rows]))
-    figure = A.independence_figure([r for r in rows if r.dtype == "float32"], amplify=amplify)
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    figure.save(output)
+    tgt = load_photo(target, size, square=True)
+    mates = load_photos(companions, size, square=True) if companions else []
+    result = measure_suite(list(models), tgt, mates, modes=("eval", "train") if modes == "both" else (modes,),
+                           fp64=fp64, contrast=contrast)
+    click.echo(format_suite(result, size))
+    _make_parent_dir(output)
+    result.independence_figure(amplify=amplify).save(output)
     click.echo(f"\nfigure written to {output}")
-    if contrast_figure and contrast_by_model:
-        Path(contrast_figure).parent.mkdir(parents=True, exist_ok=True)
-        A.contrast_figure(tgt, contrast_by_model).save(contrast_figure)
+    if contrast_figure and result.contrast_by_model:
+        _make_parent_dir(contrast_figure)
+        result.contrast_figure().save(contrast_figure)
         click.echo(f"contrast figure written to {contrast_figure}")
     if json_path:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps({"target": tgt.name, "size": size,
-                                               "independence": A.rows_to_dicts(rows),
-                                               "contrast": A.rows_to_dicts(contrast_rows),
-                                               "train_eval_gap": A.rows_to_dicts(gaps)}, indent=1))
+        _make_parent_dir(json_path)
+        Path(json_path).write_text(json.dumps({"target": tgt.name, "size": size, **result.to_dict()}, indent=1))
         click.echo(f"measurements written to {json_path}")
-
-
-def _first(values, n: int):  # noqa: ANN001, ANN202 - tiny helper
-    for i, value in enumerate(values):
-        if i >= n:
-            return
-        yield value
 
 
 @click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})

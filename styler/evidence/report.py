@@ -3,7 +3,8 @@
 Sections: the models; the comparison grid; batch independence (figure and table); contrast/brightness sensitivity
 (Ulyanov's argument, figure and table); the train/eval gap of BN/SN; training loss curves side by side (from each
 model's ``<model>.run/log.jsonl`` when present); switchable norm's learned IN/LN/BN weights per layer; and what each
-norm normalizes over, tied to the measured numbers. All measurements come from :mod:`styler.evidence.ablation`.
+norm normalizes over, tied to the measured numbers. The measurements come from
+:func:`~styler.evidence.suite.measure_suite`, the call behind ``styler independence`` too, so the two agree.
 """
 
 from __future__ import annotations
@@ -18,22 +19,24 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+from PIL import Image
 
-from styler.evidence import ablation as A
 from styler.errors import StylerError
+from styler.evidence.compare import compare_grid
+from styler.evidence.contrast import ContrastRow
+from styler.evidence.gap import GapRow
+from styler.evidence.independence import IndependenceRow
+from styler.evidence.models import ModelRef, as_loaded, model_steps, model_style
+from styler.evidence.photos import Photo, PhotoSource, load_photo, load_photos
+from styler.evidence.suite import SuiteResult, measure_suite
+from styler.evidence.tables import format_table, format_value
 from styler.io.modelfile import LoadedModel
+from styler.nn.spec import NormSpec
 
-__all__ = ["ReportOptions", "ReportResult", "build_report", "NORM_AXES"]
+__all__ = ["ReportOptions", "ReportResult", "build_report"]
 
-#: What each norm normalizes over (NCHW), for the explanation section.
-NORM_AXES: dict[str, str] = {
-    "batch": "N, H, W: one mean/variance per channel, shared by every image of the batch (running averages in eval)",
-    "layer": "C, H, W: one mean/variance per image, shared by all its channels (GroupNorm(1, C))",
-    "instance": "H, W: one mean/variance per image *and* channel",
-    "group": "C/G, H, W: one mean/variance per image and group of C/G channels",
-    "switchable": "a learned softmax mix of the IN, LN (and, with its BN branch, BN) statistics",
-    "none": "nothing (the control)",
-}
+#: A training run's log records, by the run's label (``IN · m_in``).
+RunLogs = dict[str, list[dict[str, Any]]]
 
 
 @dataclass
@@ -51,17 +54,22 @@ class ReportOptions:
 
 @dataclass
 class ReportResult:
+    """Where the report was written, its figures, and every measured row (the rows of ``measurements.json``)."""
+
     path: Path  # report.md or report.html
     folder: Path
     figures: dict[str, Path] = field(default_factory=dict)
-    independence: list[A.IndependenceRow] = field(default_factory=list)
-    contrast: list[A.ContrastRow] = field(default_factory=list)
-    gaps: list[A.GapRow] = field(default_factory=list)
+    independence: list[IndependenceRow] = field(default_factory=list)
+    contrast: list[ContrastRow] = field(default_factory=list)
+    gaps: list[GapRow] = field(default_factory=list)
 
 
 # --- a tiny document model rendered to Markdown or HTML ------------------------------------------------------------
 
 class _Doc:
+    """Headings, paragraphs, bullets, images and tables, rendered by :meth:`markdown` or :meth:`html`: one
+    document model, so the Markdown report and the self-contained HTML report cannot drift apart."""
+
     def __init__(self) -> None:
         self.blocks: list[tuple[str, Any]] = []
 
@@ -92,7 +100,7 @@ class _Doc:
             elif kind == "img":
                 out.append(f"![{value[1]}]({os.path.relpath(value[0], folder)})")
             elif kind == "table":
-                out.append(A.format_table(value[0], value[1], markdown=True))
+                out.append(format_table(value[0], value[1], markdown=True))
         return "\n\n".join(out) + "\n"
 
     def html(self, title: str) -> str:
@@ -118,15 +126,80 @@ class _Doc:
                 data = base64.b64encode(Path(value[0]).read_bytes()).decode("ascii")
                 out.append(f"<p><img alt='{html.escape(value[1])}' src='data:image/png;base64,{data}'></p>")
             elif kind == "table":
-                header, rows = value
-                out.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
-                           + "".join("<tr>" + "".join(f"<td>{html.escape(A._fmt(c))}</td>" for c in row) + "</tr>"
-                                     for row in rows) + "</table>")
+                out.append(_html_table(*value))
         out.append("</body></html>")
         return "\n".join(out)
 
 
-# --- helpers -------------------------------------------------------------------------------------------------------
+def _html_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = "".join("<tr>" + "".join(f"<td>{html.escape(format_value(c))}</td>" for c in row) + "</tr>"
+                    for row in rows)
+    return "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>" + cells + "</table>"
+
+
+# --- measuring and drawing -----------------------------------------------------------------------------------------
+
+def build_report(models: Sequence[ModelRef], photos: Sequence[PhotoSource], out_dir: str | os.PathLike[str], *,
+                 target: PhotoSource | None = None, options: ReportOptions | None = None) -> ReportResult:
+    """Measure, draw and write the report for ``models`` (paths or loaded models) on ``photos`` (paths).
+
+    ``target`` is the photo whose batch independence and contrast sensitivity are measured (default: the first
+    photo); the other photos are its batch-mates. Returns the report path and every measured row.
+    """
+    opts = options or ReportOptions()
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    loaded = [as_loaded(m) for m in models]
+    if not loaded:
+        raise StylerError("no models given")
+    photo_sources = list(photos)
+    if not photo_sources:
+        raise StylerError("no photos given")
+    result = ReportResult(path=folder / ("report.html" if opts.html else "report.md"), folder=folder)
+
+    # Photos keep their aspect ratio in the grid unless BN/SN use batch statistics, which need one size.
+    grid_photos = load_photos(photo_sources, opts.size, square=opts.stats == "batch")
+    grid = compare_grid(loaded, grid_photos, cell=opts.cell, stats=opts.stats)
+    result.figures["compare"] = _save(grid, folder / "compare.png")
+
+    square = load_photos(photo_sources, opts.size, square=True)
+    tgt = load_photo(target if target is not None else photo_sources[0], opts.size, square=True)
+    suite = measure_suite(loaded, tgt, square, fp64=opts.fp64)
+    result.independence, result.contrast, result.gaps = suite.independence, suite.contrast, suite.gaps
+    result.figures["independence"] = _save(suite.independence_figure(cell=min(opts.cell, 192), amplify=opts.amplify),
+                                           folder / "independence.png")
+    result.figures["contrast"] = _save(suite.contrast_figure(cell=min(opts.cell, 160)), folder / "contrast.png")
+
+    logs = _training_figures(loaded, folder, result.figures)
+    (folder / "measurements.json").write_text(json.dumps(suite.to_dict(), indent=1))
+
+    doc = _document(loaded, grid_photos, suite, result, opts, logs)
+    if opts.html:
+        result.path.write_text(doc.html(opts.title), encoding="utf-8")
+    else:
+        result.path.write_text(doc.markdown(folder), encoding="utf-8")
+    return result
+
+
+def _training_figures(loaded: Sequence[LoadedModel], folder: Path, figures: dict[str, Path]) -> RunLogs:
+    """Draw the loss curves of the runs whose logs are present and each SN model's learned weights into
+    ``figures``; return the logs (the training section says when there are none)."""
+    logs = {f"{lm.arch.norm.short_name} · {lm.name}": _run_log(lm) for lm in loaded}
+    logs = {k: v for k, v in logs.items() if v}
+    if logs:
+        from styler.evidence.figures import plot_loss_curves
+
+        figures["loss_curves"] = plot_loss_curves(logs, folder / "loss_curves.png", title="training loss per norm")
+    from styler.evidence.figures import plot_sn_weights
+    from styler.nn.norms import switchable_layers
+
+    for lm in loaded:
+        weights = {name: layer.mixture_weights() for name, layer in switchable_layers(lm.net)}
+        if weights:
+            figures[f"sn_weights_{lm.name}"] = plot_sn_weights(
+                weights, folder / f"sn_weights_{lm.name}.png", title=f"{lm.name}: learned SN weights per layer")
+    return logs
+
 
 def _run_log(loaded: LoadedModel) -> list[dict[str, Any]]:
     if loaded.path is None:
@@ -136,12 +209,72 @@ def _run_log(loaded: LoadedModel) -> list[dict[str, Any]]:
     return read_log(loaded.path.with_suffix(".run") / "log.jsonl")
 
 
+def _save(img: Image.Image, path: Path) -> Path:
+    img.save(path)
+    return path
+
+
+# --- the document, one function per section ------------------------------------------------------------------------
+
+def _document(loaded: Sequence[LoadedModel], photos: Sequence[Photo], suite: SuiteResult, result: ReportResult,
+              opts: ReportOptions, logs: RunLogs) -> _Doc:
+    doc = _Doc()
+    doc.h(1, opts.title)
+    doc.p(f"{len(loaded)} model(s), {len(photos)} photo(s); measurements at {opts.size}×{opts.size} (square centre "
+          f"crops), fp32{' and fp64' if opts.fp64 else ''}, torch {torch.__version__.split('+')[0]}, CPU. "
+          "Differences are max/mean |Δ| of the raw network output (RGB, nominally [0, 1]); PSNR uses a peak of 1.")
+    _models_section(doc, loaded)
+    _side_by_side_section(doc, result.figures, opts.stats)
+    _independence_section(doc, suite.target, result.figures, suite.independence)
+    _contrast_section(doc, result.figures, suite.contrast)
+    _gap_section(doc, suite.gaps)
+    _training_section(doc, loaded, result.figures)
+    _norms_section(doc, loaded, suite.independence, suite.contrast)
+    return doc
+
+
+def _or_q(value: Any) -> Any:
+    return "?" if value is None else value
+
+
+def _final_loss(loaded: LoadedModel, term: str) -> Any:
+    return (loaded.metadata.get("final_losses") or {}).get(term, "?")
+
+
+def _models_section(doc: _Doc, loaded: Sequence[LoadedModel]) -> None:
+    doc.h(2, "Models")
+    doc.table(["norm", "model", "style", "steps", "final loss", "inference statistics"],
+              [[lm.arch.norm.short_name, lm.name, model_style(lm), _or_q(model_steps(lm)), _final_loss(lm, "loss"),
+                lm.arch.norm.inference_statistics] for lm in loaded])
+
+
+def _side_by_side_section(doc: _Doc, figures: dict[str, Path], stats: str) -> None:
+    doc.h(2, "Side by side")
+    doc.p(f"One row per model, one column per photo; BN/SN statistics: **{stats}**.")
+    doc.img(figures["compare"], "comparison grid")
+
+
+def _independence_section(doc: _Doc, target: Photo, figures: dict[str, Path],
+                          rows: Sequence[IndependenceRow]) -> None:
+    doc.h(2, "Batch independence")
+    doc.p(f"The target `{target.name}` is stylized alone, then inside batches with other companions and at other "
+          "positions (A: first among other photos; B: third among a darkened copy, a flat grey image and noise; "
+          "C: last beside the flat image). Each train-mode forward runs on a fresh copy of the network, so running "
+          "statistics never change between runs. Verdict: within the tolerance of `norms.md` §6.5 (fp32 atol = "
+          "rtol = 1e-4; fp64 atol = 1e-10). In train mode, BN's reference (the target alone, a batch of one) is "
+          "BN at batch 1, which is exactly instance norm (norms.md §6.3).")
+    doc.img(figures["independence"], "independence figure")
+    doc.table(["norm", "model", "mode", "dtype", "max |Δ|", "mean |Δ|", "min PSNR dB", "max |out|", "tolerance",
+               "independent"], _summary_independence(rows))
+
+
 def _worst(rows: Sequence[Any], attr: str = "max_abs") -> Any:
     return max(rows, key=lambda r: getattr(r, attr))
 
 
-def _summary_independence(rows: Sequence[A.IndependenceRow]) -> list[list[Any]]:
-    groups: dict[tuple[str, str, str, str], list[A.IndependenceRow]] = {}
+def _summary_independence(rows: Sequence[IndependenceRow]) -> list[list[Any]]:
+    """One line per model, mode and precision: the worst batch of the three (a verdict holds only if all hold)."""
+    groups: dict[tuple[str, str, str, str], list[IndependenceRow]] = {}
     for row in rows:
         groups.setdefault((row.model, row.norm, row.mode, row.dtype), []).append(row)
     table = []
@@ -153,174 +286,43 @@ def _summary_independence(rows: Sequence[A.IndependenceRow]) -> list[list[Any]]:
     return table
 
 
-def _norm_numbers(kind_rows: dict[str, list[A.IndependenceRow]], contrast: dict[str, list[A.ContrastRow]]
-                  ) -> dict[str, str]:
-    """Per norm label: 'worst batch effect X (train), contrast change Y' for the explanation bullets."""
-    texts = {}
-    for norm, rows in kind_rows.items():
-        parts = []
-        for mode in ("train", "eval"):
-            rs = [r for r in rows if r.mode.startswith(mode)]
-            if rs:
-                parts.append(f"max |Δ| across batch-mates in {mode} mode {A._fmt(_worst(rs).max_abs)}")
-        if contrast.get(norm):
-            parts.append(f"largest relative change under contrast/brightness "
-                         f"{A._fmt(_worst(contrast[norm], 'relative_max').relative_max)}")
-        texts[norm] = "; ".join(parts)
-    return texts
-
-
-# --- the report ----------------------------------------------------------------------------------------------------
-
-def build_report(models: Sequence[Any], photos: Sequence[Any], out_dir: str | os.PathLike, *,
-                 target: Any | None = None, options: ReportOptions | None = None) -> ReportResult:
-    """Measure, draw and write the report for ``models`` (paths or loaded models) on ``photos`` (paths).
-
-    ``target`` is the photo whose batch independence and contrast sensitivity are measured (default: the first
-    photo); the other photos are its batch-mates. Returns the report path and every measured row.
-    """
-    opts = options or ReportOptions()
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    loaded = [A.as_loaded(m) for m in models]
-    if not loaded:
-        raise StylerError("no models given")
-    photo_sources = list(photos)
-    if not photo_sources:
-        raise StylerError("no photos given")
-    target_source = target if target is not None else photo_sources[0]
-    result = ReportResult(path=folder / ("report.html" if opts.html else "report.md"), folder=folder)
-
-    # 1. comparison grid (photos at their aspect ratio; square crops when BN/SN use batch statistics)
-    square_grid = opts.stats == "batch"
-    grid_photos = A.load_photos(photo_sources, opts.size, square=square_grid)
-    grid = A.compare_grid(loaded, grid_photos, cell=opts.cell, stats=opts.stats)
-    result.figures["compare"] = _save(grid, folder / "compare.png")
-
-    # 2. independence, contrast, train/eval gap on square crops of one size
-    sq = A.load_photos(photo_sources, opts.size, square=True)
-    tgt = A.load_photo(target_source, opts.size, square=True)
-    mates = {p.name: p.tensor for p in sq if p.name != tgt.name}
-    dtypes = [torch.float32] + ([torch.float64] if opts.fp64 else [])
-    contrast_by_model = []
-    for lm in loaded:
-        for dtype in dtypes:
-            result.independence += A.measure_independence(lm, tgt, mates, dtype=dtype,
-                                                          keep_outputs=dtype == torch.float32)
-        rows = A.contrast_sensitivity(lm, tgt, keep_outputs=True)
-        contrast_by_model.append(rows)
-        result.contrast += [r for r in rows if (r.a, r.b) != (1.0, 0.0)]
-        if lm.arch.norm.kind in ("batch", "switchable"):
-            result.gaps += A.train_eval_gap(lm, [tgt, *[p for p in sq if p.name != tgt.name][:3]])
-    fig_rows = [r for r in result.independence if r.dtype == "float32"]
-    result.figures["independence"] = _save(A.independence_figure(fig_rows, cell=min(opts.cell, 192),
-                                                                 amplify=opts.amplify), folder / "independence.png")
-    result.figures["contrast"] = _save(A.contrast_figure(tgt, contrast_by_model, cell=min(opts.cell, 160)),
-                                       folder / "contrast.png")
-
-    # 3. training curves and SN weights
-    logs = {f"{lm.arch.norm.short_name} · {lm.name}": _run_log(lm) for lm in loaded}
-    logs = {k: v for k, v in logs.items() if v}
-    if logs:
-        from styler.evidence.figures import plot_loss_curves
-
-        result.figures["loss_curves"] = plot_loss_curves(logs, folder / "loss_curves.png",
-                                                         title="training loss per norm")
-    from styler.evidence.figures import plot_sn_weights
-    from styler.nn.norms import switchable_layers
-
-    for lm in loaded:
-        weights = {name: layer.mixture_weights() for name, layer in switchable_layers(lm.net)}
-        if weights:
-            result.figures[f"sn_weights_{lm.name}"] = plot_sn_weights(
-                weights, folder / f"sn_weights_{lm.name}.png", title=f"{lm.name}: learned SN weights per layer")
-
-    (folder / "measurements.json").write_text(json.dumps({
-        "independence": A.rows_to_dicts(result.independence), "contrast": A.rows_to_dicts(result.contrast),
-        "train_eval_gap": A.rows_to_dicts(result.gaps)}, indent=1))
-
-    doc = _document(loaded, grid_photos, tgt, result, opts, logs)
-    if opts.html:
-        result.path.write_text(doc.html(opts.title), encoding="utf-8")
-    else:
-        result.path.write_text(doc.markdown(folder), encoding="utf-8")
-    return result
-
-
-def _or_q(value: Any) -> Any:
-    return "?" if value is None else value
-
-
-def _save(img: Any, path: Path) -> Path:
-    img.save(path)
-    return path
-
-
-def _document(loaded: Sequence[LoadedModel], photos: Sequence[A.Photo], target: A.Photo, result: ReportResult,
-              opts: ReportOptions, logs: dict[str, list[dict[str, Any]]]) -> _Doc:
-    doc = _Doc()
-    doc.h(1, opts.title)
-    doc.p(f"{len(loaded)} model(s), {len(photos)} photo(s); measurements at {opts.size}×{opts.size} (square centre "
-          f"crops), fp32{' and fp64' if opts.fp64 else ''}, torch {torch.__version__.split('+')[0]}, CPU. "
-          "Differences are max/mean |Δ| of the raw network output (RGB, nominally [0, 1]); PSNR uses a peak of 1.")
-
-    doc.h(2, "Models")
-    doc.table(["norm", "model", "style", "steps", "final loss", "inference statistics"],
-              [[lm.arch.norm.short_name, lm.name, A.model_style(lm), _or_q(A.model_steps(lm)),
-                (lm.metadata.get("final_losses") or {}).get("loss", "?"), lm.arch.norm.inference_statistics]
-               for lm in loaded])
-
-    doc.h(2, "Side by side")
-    doc.p(f"One row per model, one column per photo; BN/SN statistics: **{opts.stats}**.")
-    doc.img(result.figures["compare"], "comparison grid")
-
-    doc.h(2, "Batch independence")
-    doc.p(f"The target `{target.name}` is stylized alone, then inside batches with other companions and at other "
-          "positions (A: first among other photos; B: third among a darkened copy, a flat grey image and noise; "
-          "C: last beside the flat image). Each train-mode forward runs on a fresh copy of the network, so running "
-          "statistics never change between runs. Verdict: within the tolerance of `norms.md` §6.5 (fp32 atol = "
-          "rtol = 1e-4; fp64 atol = 1e-10). In train mode, BN's reference (the target alone, a batch of one) is "
-          "BN at batch 1, which is exactly instance norm (norms.md §6.3).")
-    doc.img(result.figures["independence"], "independence figure")
-    doc.table(["norm", "model", "mode", "dtype", "max |Δ|", "mean |Δ|", "min PSNR dB", "max |out|", "tolerance",
-               "independent"], _summary_independence(result.independence))
-
+def _contrast_section(doc: _Doc, figures: dict[str, Path], rows: Sequence[ContrastRow]) -> None:
     doc.h(2, "Contrast and brightness (Ulyanov et al.)")
     doc.p("The same photo with its contrast and brightness changed, f(a·A + b) vs f(A), eval mode; the value is "
           "max |Δ| / max |f(A)|. The changed photo is not clipped. With reflection padding, instance norm removes "
           "any per-channel scale and shift after the first convolution, so it is exactly invariant to brightness "
           "and nearly invariant to contrast (the residual is ε's); GN/LN share statistics across channels and BN "
           "uses dataset statistics, so they are not (norms.md §6.4).")
-    doc.img(result.figures["contrast"], "contrast figure")
-    transforms = []
-    for r in result.contrast:
-        if r.transform not in transforms:
-            transforms.append(r.transform)
+    doc.img(figures["contrast"], "contrast figure")
+    transforms = list(dict.fromkeys(r.transform for r in rows))
     by_model: dict[tuple[str, str], dict[str, float]] = {}
-    for r in result.contrast:
+    for r in rows:
         by_model.setdefault((r.norm, r.model), {})[r.transform] = r.relative_max
     doc.table(["norm", "model", *transforms],
               [[norm, model, *[vals.get(t, math.nan) for t in transforms]] for (norm, model), vals in by_model.items()])
 
-    if result.gaps:
-        doc.h(2, "Train/eval gap of BN and SN")
-        doc.p("Eval output (running statistics) vs the output with batch statistics, for the photos as one batch "
-              "and for each photo alone. A large gap means the network computes a different function at inference "
-              "than in training (norms.md §6.3).")
-        doc.table(["norm", "model", "train-mode reference", "max |Δ|", "mean |Δ|", "PSNR dB", "max |out|"],
-                  [[g.norm, g.model, g.reference, g.max_abs, g.mean_abs, g.psnr_db, g.output_max]
-                   for g in result.gaps])
 
+def _gap_section(doc: _Doc, gaps: Sequence[GapRow]) -> None:
+    if not gaps:
+        return
+    doc.h(2, "Train/eval gap of BN and SN")
+    doc.p("Eval output (running statistics) vs the output with batch statistics, for the photos as one batch "
+          "and for each photo alone. A large gap means the network computes a different function at inference "
+          "than in training (norms.md §6.3).")
+    doc.table(["norm", "model", "train-mode reference", "max |Δ|", "mean |Δ|", "PSNR dB", "max |out|"],
+              [[g.norm, g.model, g.reference, g.max_abs, g.mean_abs, g.psnr_db, g.output_max] for g in gaps])
+
+
+def _training_section(doc: _Doc, loaded: Sequence[LoadedModel], figures: dict[str, Path]) -> None:
     doc.h(2, "Training")
-    if "loss_curves" in result.figures:
-        doc.img(result.figures["loss_curves"], "loss curves")
+    if "loss_curves" in figures:
+        doc.img(figures["loss_curves"], "loss curves")
     else:
         doc.p("No training logs (`<model>.run/log.jsonl`) were found next to the model files.")
     doc.table(["norm", "model", "steps", "loss", "content", "style", "tv"],
-              [[lm.arch.norm.short_name, lm.name, _or_q(A.model_steps(lm)),
-                *[(lm.metadata.get("final_losses") or {}).get(k, "?") for k in ("loss", "content", "style", "tv")]]
-               for lm in loaded])
-    sn_figs = [(k, v) for k, v in result.figures.items() if k.startswith("sn_weights_")]
+              [[lm.arch.norm.short_name, lm.name, _or_q(model_steps(lm)),
+                *[_final_loss(lm, k) for k in ("loss", "content", "style", "tv")]] for lm in loaded])
+    sn_figs = [(k, v) for k, v in figures.items() if k.startswith("sn_weights_")]
     if sn_figs:
         doc.h(3, "Switchable norm: learned IN/LN/BN weights per layer")
         doc.p("Softmax weights of each SN layer's mean and variance mixtures after training. A layer that has "
@@ -328,28 +330,45 @@ def _document(loaded: Sequence[LoadedModel], photos: Sequence[A.Photo], target: 
         for key, path in sn_figs:
             doc.img(path, key)
 
+
+def _norms_section(doc: _Doc, loaded: Sequence[LoadedModel], independence: Sequence[IndependenceRow],
+                   contrast: Sequence[ContrastRow]) -> None:
     doc.h(2, "What each norm normalizes over")
-    kinds: dict[str, list[A.IndependenceRow]] = {}
-    for row in result.independence:
-        kinds.setdefault(row.norm, []).append(row)
-    contrast: dict[str, list[A.ContrastRow]] = {}
-    for row in result.contrast:
-        contrast.setdefault(row.norm, []).append(row)
-    numbers = _norm_numbers(kinds, contrast)
+    numbers = _norm_numbers(_by_norm(independence), _by_norm(contrast))
     bullets = []
-    seen = set()
+    specs: dict[str, NormSpec] = {}
     for lm in loaded:
-        label = lm.arch.norm.short_name
-        if label in seen:
-            continue
-        seen.add(label)
+        specs.setdefault(lm.arch.norm.short_name, lm.arch.norm)
+    for label, spec in specs.items():
         measured = numbers.get(label, "")
-        bullets.append(f"**{label}** normalizes over {NORM_AXES[lm.arch.norm.kind]}."
-                       + (f" Measured: {measured}." if measured else ""))
+        bullets.append(f"**{label}** normalizes over {spec.axes}." + (f" Measured: {measured}." if measured else ""))
     doc.bullets(bullets)
     doc.p("Reading: only statistics that include N (BN, SN's BN branch) let batch-mates change an image's output, and "
           "only in train mode; in eval they are replaced by running averages, which make the network a different "
           "function from the one trained (the train/eval gap). Only statistics over H, W per channel (IN) remove a "
           "per-image contrast and brightness change. That combination, batch independence and per-image "
           "normalization in both modes, is why instance norm is styler's default.")
-    return doc
+
+
+def _by_norm(rows: Sequence[Any]) -> dict[str, list[Any]]:
+    grouped: dict[str, list[Any]] = {}
+    for row in rows:
+        grouped.setdefault(row.norm, []).append(row)
+    return grouped
+
+
+def _norm_numbers(independence: dict[str, list[IndependenceRow]], contrast: dict[str, list[ContrastRow]]
+                  ) -> dict[str, str]:
+    """Per norm label: 'worst batch effect X (train), contrast change Y' for the explanation bullets."""
+    texts = {}
+    for norm, rows in independence.items():
+        parts = []
+        for mode in ("train", "eval"):
+            rs = [r for r in rows if r.mode.startswith(mode)]
+            if rs:
+                parts.append(f"max |Δ| across batch-mates in {mode} mode {format_value(_worst(rs).max_abs)}")
+        if contrast.get(norm):
+            parts.append(f"largest relative change under contrast/brightness "
+                         f"{format_value(_worst(contrast[norm], 'relative_max').relative_max)}")
+        texts[norm] = "; ".join(parts)
+    return texts

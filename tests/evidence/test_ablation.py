@@ -1,5 +1,6 @@
 """Norm ablation on tiny random-weight models: batch independence (with BN as the negative control), contrast
-sensitivity, train/eval gap, comparison grid geometry, and the `compare` / `independence` commands."""
+sensitivity, train/eval gap, the measurement suite, comparison grid geometry, and the `compare` / `independence`
+commands."""
 
 from __future__ import annotations
 
@@ -13,8 +14,15 @@ import pytest
 import torch
 from PIL import Image
 
-from styler.evidence import ablation as A
 from styler.cli import main
+from styler.evidence.compare import compare_grid, compare_outputs
+from styler.evidence.contrast import DEFAULT_TRANSFORMS, contrast_sensitivity
+from styler.evidence.gap import train_eval_gap
+from styler.evidence.independence import independence_figure, measure_independence
+from styler.evidence.models import as_loaded, model_label
+from styler.evidence.photos import Photo, load_photo, load_photos
+from styler.evidence.suite import format_suite, measure_suite
+from styler.evidence.tables import format_table
 from styler.evidence.figures import label_font
 from styler.io.modelfile import load_model
 
@@ -46,18 +54,18 @@ def photo_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def photos(photo_files: list[Path]) -> list[A.Photo]:
-    return A.load_photos(photo_files, SIZE, square=True)
+def photos(photo_files: list[Path]) -> list[Photo]:
+    return load_photos(photo_files, SIZE, square=True)
 
 
-def _mates(photos: list[A.Photo]) -> dict[str, torch.Tensor]:
+def _mates(photos: list[Photo]) -> dict[str, torch.Tensor]:
     return {p.name: p.tensor for p in photos[1:]}
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_per_instance_norms_are_batch_independent(models, photos, dtype) -> None:
     for norm in PER_INSTANCE:
-        rows = A.measure_independence(models[norm], photos[0], _mates(photos), dtype=dtype)
+        rows = measure_independence(models[norm], photos[0], _mates(photos), dtype=dtype)
         assert {r.mode for r in rows} == {"eval", "train"}
         assert {r.batch for r in rows} == {"A", "B", "C"}
         assert {r.position for r in rows} >= {0, 1, 2}  # the target at different positions
@@ -73,7 +81,7 @@ def test_batch_norm_in_train_mode_is_the_negative_control(models, photos) -> Non
     before = {k: v.clone() for k, v in load_model(models["bn"]).net.state_dict().items()}
     loaded = load_model(models["bn"])
     for dtype in (torch.float32, torch.float64):
-        rows = A.measure_independence(loaded, photos[0], _mates(photos), dtype=dtype)
+        rows = measure_independence(loaded, photos[0], _mates(photos), dtype=dtype)
         train = [r for r in rows if r.mode.startswith("train")]
         evals = [r for r in rows if r.mode == "eval"]
         assert train and evals
@@ -83,56 +91,56 @@ def test_batch_norm_in_train_mode_is_the_negative_control(models, photos) -> Non
     # every train-mode forward ran on a deep copy: the running statistics did not move
     after = loaded.net.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
-    sn_rows = A.measure_independence(models["sn+bn"], photos[0], _mates(photos), modes=("train",))
+    sn_rows = measure_independence(models["sn+bn"], photos[0], _mates(photos), modes=("train",))
     assert all(not r.independent and r.max_abs > 0.1 for r in sn_rows)
 
 
 def test_contrast_sensitivity_instance_norm_is_invariant(models, photos) -> None:
-    rows = A.contrast_sensitivity(models["in"], photos[0], dtype=torch.float64)
-    assert len(rows) == len(A.DEFAULT_TRANSFORMS)
+    rows = contrast_sensitivity(models["in"], photos[0], dtype=torch.float64)
+    assert len(rows) == len(DEFAULT_TRANSFORMS)
     for row in rows:
         assert row.relative_max < 1e-2, row  # norms.md T18
         if row.a == 1.0:
             assert row.relative_max < 1e-10, row  # brightness: exact (T17)
     for norm in ("ln", "bn"):
-        shifted = [r for r in A.contrast_sensitivity(models[norm], photos[0]) if r.a == 1.0]
+        shifted = [r for r in contrast_sensitivity(models[norm], photos[0]) if r.a == 1.0]
         assert max(r.relative_max for r in shifted) > 0.05
 
 
 def test_train_eval_gap(models, photos) -> None:
-    bn = A.train_eval_gap(models["bn"], photos)
+    bn = train_eval_gap(models["bn"], photos)
     assert [g.reference for g in bn] == ["batch of 3", "alone (batch of 1)"]
     assert all(g.max_abs > 0.1 for g in bn)
-    assert all(g.max_abs < 1e-4 for g in A.train_eval_gap(models["in"], photos))
+    assert all(g.max_abs < 1e-4 for g in train_eval_gap(models["in"], photos))
 
 
 def test_compare_grid_has_one_cell_per_model_and_photo(models, photo_files) -> None:
     cell, pad = 48, 6
-    photos = A.load_photos(photo_files[:2], 40)
+    photos = load_photos(photo_files[:2], 40)
     chosen = [models["in"], models["bn"], models["gn"]]
-    grid = A.compare_grid(chosen, photos, cell=cell)
+    grid = compare_grid(chosen, photos, cell=cell)
     font = label_font(max(11, cell // 16))
     line = font.size + 6
     label_width = max(cell // 2, 110)
     assert grid.size == (label_width + 2 * (cell + pad) + pad,
                          2 * (line + pad) + (len(chosen) + 1) * (cell + pad) + pad)
     # batch statistics need one size: square crops give it; mixed sizes are refused
-    square = A.load_photos(photo_files[:2], 40, square=True)
-    batch_grid = A.compare_grid(chosen, square, cell=cell, stats="batch")
+    square = load_photos(photo_files[:2], 40, square=True)
+    batch_grid = compare_grid(chosen, square, cell=cell, stats="batch")
     assert batch_grid.size == grid.size
-    rows = A.compare_outputs([models["bn"]], square, stats="batch")
-    alone = A.compare_outputs([models["bn"]], square, stats="single")
+    rows = compare_outputs([models["bn"]], square, stats="batch")
+    alone = compare_outputs([models["bn"]], square, stats="single")
     assert np.abs(np.asarray(rows[0][0], float) - np.asarray(alone[0][0], float)).max() > 10
 
 
 def test_independence_figure_and_table(models, photos) -> None:
     rows = []
     for norm in ("in", "bn"):
-        rows += A.measure_independence(models[norm], photos[0], _mates(photos), keep_outputs=True)
-    fig = A.independence_figure(rows, cell=48)
+        rows += measure_independence(models[norm], photos[0], _mates(photos), keep_outputs=True)
+    fig = independence_figure(rows, cell=48)
     # rows: IN train, BN eval, BN train; columns: alone, batch A, batch B, heat map
     assert fig.size == (150 + 4 * 54 + 6, 2 * (label_font(11).size + 12) + 3 * 54 + 6)
-    text = A.format_table(["norm", "max"], [[r.norm, r.max_abs] for r in rows], markdown=True)
+    text = format_table(["norm", "max"], [[r.norm, r.max_abs] for r in rows], markdown=True)
     assert text.count("\n") == len(rows) + 1
 
 
@@ -182,5 +190,36 @@ def test_cli_module_does_not_import_torch() -> None:
 def test_row_label_names_norm_width_style_and_steps(tmp_path):
     from conftest import make_tiny_model
 
-    label = A.model_label(A.as_loaded(make_tiny_model(tmp_path / "m.pth", "gn")), multiline=False)
+    label = model_label(as_loaded(make_tiny_model(tmp_path / "m.pth", "gn")), multiline=False)
     assert label.startswith("GN(8) · width 8 · ") and label.endswith("7 steps"), label
+
+
+def test_measure_suite_measures_the_gap_only_with_running_statistics(models, photos) -> None:
+    """SN without its BN branch has no running statistics (its gap is zero up to rounding), so only BN and SN+BN
+    get train/eval gap rows; the target passed among its companions is not its own batch-mate."""
+    chosen = [models[n] for n in ("in", "sn", "sn+bn", "bn")]
+    result = measure_suite(chosen, photos[0], photos, modes=("train",))
+    assert [g.norm for g in result.gaps] == ["SN+BN", "SN+BN", "BN", "BN"]
+    assert {g.reference for g in result.gaps} == {"batch of 3", "alone (batch of 1)"}
+    assert {r.mode for r in result.independence} == {"train", "train (batch statistics)"}
+    assert {r.dtype for r in result.independence} == {"float32"}
+    assert all(r.alone is not None for r in result.independence)
+    assert len(result.contrast_by_model) == 4 and all(rows[0].is_identity for rows in result.contrast_by_model)
+    assert len(result.contrast) == 4 * len(DEFAULT_TRANSFORMS) and not any(r.is_identity for r in result.contrast)
+    assert set(result.to_dict()) == {"independence", "contrast", "train_eval_gap"}
+    text = format_suite(result, SIZE)
+    assert text.startswith(f"target {photos[0].name} at {SIZE}×{SIZE};")
+    assert "train/eval gap" in text and "contrast/brightness" in text and "SN's BN branch" in text
+
+    quiet = measure_suite([models["in"]], load_photo(photos[0].pil, SIZE, name="t"), fp64=True, contrast=False)
+    assert {r.dtype for r in quiet.independence} == {"float32", "float64"}
+    assert not quiet.contrast and not quiet.contrast_by_model and not quiet.gaps
+    assert "contrast/brightness" not in format_suite(quiet, SIZE) and "train/eval gap" not in format_suite(quiet, SIZE)
+
+
+def test_old_import_path_still_works() -> None:
+    """scripts/eval_models.py imports from styler.evidence.ablation: the façade keeps re-exporting the public names."""
+    from styler.evidence import ablation
+
+    assert ablation.load_photos is load_photos and ablation.measure_independence is measure_independence
+    assert all(hasattr(ablation, name) for name in ablation.__all__)
