@@ -31,7 +31,7 @@ _LAZY = {
     "read_model_info": "styler.io.modelfile",
     "StylerError": "styler.errors",
     "Stylizer": "styler.infer.stylizer",
-    "StylizeOptions": "styler.infer.stylizer",
+    "StylizeOptions": "styler.infer.options",
     "stylize_image": "styler.infer.stylizer",
     "find_model": "styler.io.zoo",
 }

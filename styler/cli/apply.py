@@ -1,7 +1,9 @@
-"""``styler apply``, ``styler info`` and ``styler models``: thin click commands over :mod:`styler.infer.stylizer`.
+"""``styler apply``, ``styler info`` and ``styler models``: thin click commands over :mod:`styler.infer.apply`.
 
-No torch import at module level: with a cached ONNX export, ``styler apply`` runs without importing torch at all,
-and it never imports torchvision.
+``apply`` parses its options, builds a :class:`~styler.infer.stylizer.Stylizer`, hands the inputs to
+:func:`~styler.infer.apply.apply_files` and turns the records it returns into messages, a summary or JSON, and an
+exit code. No torch import at module level: with a cached ONNX export, ``styler apply`` runs without importing
+torch at all, and it never imports torchvision.
 
 Exit codes of ``styler apply``: 0 every input was written; 1 at least one input failed (unreadable, corrupt, too
 large, output exists, ...; the other inputs are still processed) or the model could not be loaded (then nothing
@@ -10,36 +12,23 @@ runs, since every input needs it); 2 usage error (bad option, no input).
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import sys
 import time
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from styler.errors import StylerError
+from styler.infer.apply import FORMAT_SUFFIX, ApplyUsageError
+from styler.infer.backends import BACKENDS, PRECISIONS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from styler.infer.apply import ApplyRecord
+    from styler.infer.stylizer import Stylizer
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-_FORMAT_SUFFIX = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp", "bmp": ".bmp", "tiff": ".tiff"}
-# Sources whose format is a poor output (GIF's 256 colours, grey-only PGM) are written as PNG.
-_REMAP_SUFFIX = {".gif": ".png", ".pgm": ".png"}
-
-
-def _output_path(item: Any, model_name: str, output: str | None, out_dir: str | None, suffix: str,
-                 fmt: str | None) -> str:
-    if output:
-        return output
-    if item.is_stdin:
-        return "-"
-    src = Path(item.path)
-    ext = _FORMAT_SUFFIX[fmt] if fmt else _REMAP_SUFFIX.get(src.suffix.lower(), src.suffix or ".png")
-    name = f"{src.stem}{suffix}{ext}"
-    if out_dir:
-        rel = src.parent.relative_to(item.root) if item.root is not None else Path()
-        return str(Path(out_dir) / rel / name)
-    return str(src.with_name(name))
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -50,7 +39,7 @@ def _output_path(item: Any, model_name: str, output: str | None, out_dir: str | 
 @click.option("--out-dir", type=click.Path(file_okay=False), help="Write outputs here (folder structure of "
               "directory inputs is kept) instead of next to each input.")
 @click.option("--suffix", help="Output name suffix: photo.jpg → photo<SUFFIX>.jpg [default: _<model name>].")
-@click.option("--format", "fmt", type=click.Choice(sorted(_FORMAT_SUFFIX)), help="Output format [default: the "
+@click.option("--format", "fmt", type=click.Choice(sorted(FORMAT_SUFFIX)), help="Output format [default: the "
               "input's; PNG for GIF/PGM and stdout].")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files (never an input).")
@@ -66,11 +55,11 @@ def _output_path(item: Any, model_name: str, output: str | None, out_dir: str | 
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
               help="Images of the same size run together.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--backend", type=click.Choice(["auto", "torch", "onnx", "compiled"]), default="auto",
-              show_default=True, help="auto: ONNX Runtime on CPU when available (export cached once), else torch. "
+@click.option("--backend", type=click.Choice(list(BACKENDS)), default="auto", show_default=True,
+              help="auto: ONNX Runtime on CPU when available (export cached once), else torch. "
               "compiled: torch.compile, bf16 where the hardware has it; fastest per image, but each new image size "
               "compiles first (~20-50 s on a small CPU): for many images of one size.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+@click.option("--precision", type=click.Choice(list(PRECISIONS)), default="auto", show_default=True,
               help="torch/compiled backends: auto = bf16 for compiled on CUDA or CPUs with AMX/AVX512-BF16, else "
               "fp32 (bf16: PSNR 51-58 dB against fp32, the same picture).")
 @click.option("--tile-size", type=click.IntRange(min=0), default=None, help="Tile size in pixels for large "
@@ -94,11 +83,16 @@ def apply(inputs: tuple[str, ...], model: str | None, output: str | None, out_di
     existing output only with --force. Animated/multi-frame images: the first frame is stylized (with a warning);
     alpha is kept. Exit codes: 0 all written, 1 some input failed (the others are still processed), 2 usage error.
     """
-    from styler.io.images import DEFAULT_MAX_PIXELS, expand_inputs, read_image, write_image
+    from styler.infer.apply import ApplyOptions, apply_files
     from styler.infer.stylizer import StylizeOptions, Stylizer
 
-    if output and out_dir:
-        raise click.UsageError("use either -o/--output or --out-dir, not both")
+    with _usage_errors():
+        options = ApplyOptions(output=output, out_dir=out_dir, suffix=suffix, fmt=fmt, quality=quality, force=force,
+                               max_pixels=max_pixels, batch_size=batch_size,
+                               stylize=StylizeOptions(max_size=max_size, scale=scale,
+                                                      preserve_color=color_space if preserve_color else None,
+                                                      strength=strength, tile_size=tile_size,
+                                                      memory_budget=memory_budget))
     if output and len(inputs) != 1:
         raise click.UsageError("-o/--output takes a single input; use --out-dir for several")
     if precision == "bf16" and backend in ("auto", "onnx"):
@@ -107,113 +101,75 @@ def apply(inputs: tuple[str, ...], model: str | None, output: str | None, out_di
         raise click.UsageError("'-' (stdin) can be given only once")
     started = time.perf_counter()
     to_stdout = output == "-" or (output is None and inputs == ("-",))
-    say = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     stylizer = Stylizer(model, device=device, backend=backend, threads=threads, precision=precision)
-    for note in stylizer.notes:
-        say(f"warning: {note}")
+    _warn(stylizer.notes, quiet)
     notes_seen = len(stylizer.notes)
-    model_name = stylizer.name
-    suffix = f"_{model_name}" if suffix is None else suffix
-    skip_outputs = (lambda p: bool(suffix) and p.stem.endswith(suffix))
-    items = expand_inputs(inputs, skip=skip_outputs)
-    if output and len(items) != 1:
-        raise click.UsageError(f"-o/--output takes a single input, but {inputs[0]} expands to {len(items)} files")
-    if any(item.is_stdin for item in items) and not output and len(items) > 1:
-        raise click.UsageError("stdin ('-') cannot be mixed with other inputs; stylize it in a call of its own")
-    options = StylizeOptions(max_size=max_size, scale=scale, preserve_color=color_space if preserve_color else None,
-                             strength=strength, tile_size=tile_size, memory_budget=memory_budget)
-    limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
-    input_paths = {os.path.realpath(i.path) for i in items if not i.is_stdin and i.error is None}
-    written: set[str] = set()
-    records: list[dict[str, Any]] = []
-
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(items), unit="img", disable=quiet or len(items) < 2 or None, file=sys.stderr,
-               leave=False)
-    pending: list[tuple[Any, str, Any]] = []
-
-    def fail(item: Any, message: str, out: str | None = None) -> None:
-        records.append({"input": item.path, "output": out, "status": "error", "error": message})
-        bar.write(f"error: {message}", file=sys.stderr)
-        bar.update(1)
-
-    def flush() -> None:
-        if not pending:
-            return
-        try:
-            results = stylizer.stylize_many([img for _, _, img in pending], options, batch_size=batch_size)
-        except StylerError as exc:
-            for item, out, _ in pending:
-                fail(item, f"{item.path}: {exc}", out)
-            pending.clear()
-            return
-        except (RuntimeError, MemoryError, ValueError) as exc:  # e.g. out of memory in the network
-            for item, out, _ in pending:
-                fail(item, f"{item.path}: {type(exc).__name__}: {exc}", out)
-            pending.clear()
-            return
-        for (item, out, img), result in zip(pending, results):
-            try:
-                notes = list(img.warnings) + write_image(result.image.rgb, out, alpha=result.image.alpha,
-                                                         fmt=(fmt or ("png" if out == "-" else None)),
-                                                         quality=quality)
-            except StylerError as exc:
-                fail(item, str(exc), out)
-                continue
-            for note in notes:
-                if not quiet:
-                    bar.write(f"warning: {note}", file=sys.stderr)
-            height, width = result.image.rgb.shape[:2]
-            records.append({"input": item.path, "output": out, "status": "ok", "width": width, "height": height,
-                            "seconds": round(result.seconds, 4), "tiled": result.tiled, "backend": result.backend,
-                            "warnings": notes})
-            bar.update(1)
-        pending.clear()
-
-    for item in items:
-        if item.error is not None:
-            fail(item, item.error)
-            continue
-        out = _output_path(item, model_name, output, out_dir, suffix, fmt)
-        if out != "-":
-            real = os.path.realpath(out)
-            if real in input_paths:
-                fail(item, f"{item.path}: output {out} would overwrite an input; choose --suffix or --out-dir", out)
-                continue
-            if real in written:
-                fail(item, f"{item.path}: output {out} was already written by another input in this run", out)
-                continue
-            if os.path.exists(out) and not force:
-                fail(item, f"{item.path}: output {out} exists (use --force to overwrite)", out)
-                continue
-            written.add(real)
-        try:
-            image = read_image(item.path, max_pixels=limit)
-        except StylerError as exc:
-            fail(item, str(exc), out)
-            continue
-        pending.append((item, out, image))
-        if len(pending) >= batch_size:
-            flush()
-    flush()
-    bar.close()
-    failed = sum(r["status"] != "ok" for r in records)
-    for note in stylizer.notes[notes_seen:]:  # e.g. a compile failure met on the first image
-        say(f"warning: {note}")
+    progress = _Progress(quiet)
+    try:
+        with _usage_errors():
+            records = apply_files(inputs, stylizer, options, on_start=progress.start, on_record=progress.record)
+    finally:
+        progress.close()
+    _warn(stylizer.notes[notes_seen:], quiet)  # e.g. a compile failure met on the first image
+    failed = sum(not r.ok for r in records)
     if as_json:
-        summary = {"model": model_name, "model_path": str(stylizer.model_path), "backend": stylizer.backend,
-                   "precision": stylizer.precision, "device": stylizer.device, "ok": len(records) - failed,
-                   "failed": failed, "seconds": round(time.perf_counter() - started, 3),
-                   "exit_code": EXIT_FAILED if failed else EXIT_OK,
-                   "results": records}
-        click.echo(json.dumps(summary, indent=2), err=to_stdout)
+        click.echo(json.dumps(_summary(stylizer, records, started), indent=2), err=to_stdout)
     elif not quiet and not to_stdout:
-        ok = len(records) - failed
         backend_label = stylizer.backend + (f", {stylizer.precision}" if stylizer.backend != "onnx" else "")
-        say(f"{ok} written, {failed} failed ({backend_label}, {time.perf_counter() - started:.2f} s)")
+        click.echo(f"{len(records) - failed} written, {failed} failed ({backend_label}, "
+                   f"{time.perf_counter() - started:.2f} s)", err=True)
     if failed:
         sys.exit(EXIT_FAILED)
+
+
+@contextlib.contextmanager
+def _usage_errors() -> Iterator[None]:
+    """The library's :class:`~styler.infer.apply.ApplyUsageError` as click's usage error (exit code 2)."""
+    try:
+        yield
+    except ApplyUsageError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def _warn(notes: Sequence[str], quiet: bool) -> None:
+    if not quiet:
+        for note in notes:
+            click.echo(f"warning: {note}", err=True)
+
+
+class _Progress:
+    """The progress bar on stderr, with each input's error (always) or warnings (unless quiet) printed above it."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self._bar: Any = None
+
+    def start(self, total: int) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=total, unit="img", disable=self.quiet or total < 2 or None, file=sys.stderr,
+                         leave=False)
+
+    def record(self, record: ApplyRecord) -> None:
+        if record.status == "error":
+            self._bar.write(f"error: {record.error}", file=sys.stderr)
+        elif not self.quiet:
+            for note in record.warnings:
+                self._bar.write(f"warning: {note}", file=sys.stderr)
+        self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _summary(stylizer: Stylizer, records: Sequence[ApplyRecord], started: float) -> dict[str, Any]:
+    """The ``--json`` document (keys in this order; ``results`` as :meth:`ApplyRecord.to_json`)."""
+    failed = sum(not r.ok for r in records)
+    return {"model": stylizer.name, "model_path": str(stylizer.model_path), "backend": stylizer.backend,
+            "precision": stylizer.precision, "device": stylizer.device, "ok": len(records) - failed,
+            "failed": failed, "seconds": round(time.perf_counter() - started, 3),
+            "exit_code": EXIT_FAILED if failed else EXIT_OK, "results": [r.to_json() for r in records]}
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -222,7 +178,7 @@ def apply(inputs: tuple[str, ...], model: str | None, output: str | None, out_di
 def info(model: str, as_json: bool) -> None:
     """Print a model file's metadata: norm, style, training settings, size, checksum."""
     from styler.io.modelfile import read_model_info
-    from styler.infer.stylizer import find_model
+    from styler.io.zoo import find_model
 
     data = read_model_info(find_model(model))
     if as_json:
@@ -248,10 +204,10 @@ def info(model: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 def models(as_json: bool) -> None:
     """List the models found in $STYLER_MODEL_DIR and weights/ (the default is marked with *)."""
-    from styler.infer.stylizer import default_model, model_search_dirs
+    from styler.io.zoo import default_model, model_search_dirs
 
     default = default_model()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for folder in model_search_dirs():
         if folder.is_dir():
             for path in sorted(folder.glob("*.pth")):

@@ -1,4 +1,5 @@
-"""Library behaviour of styler.infer.stylizer: sizes, colour preservation, strength, backends, batching, tiling choice."""
+"""Library behaviour of styler.infer.stylizer: sizes, colour preservation, strength, backends, batching, tiling
+choice."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import pytest
 import torch
 
 from styler.errors import ModelFileError, StylerError
+from styler.infer.color import lab_to_rgb, preserve_color, rgb_to_lab, rgb_to_ycbcr
+from styler.infer.sizing import processing_size
+from styler.infer.stylizer import StylizeOptions, Stylizer, stylize_image, stylize_tensor
 from styler.io.images import RGBImage
 from styler.io.modelfile import save_model
+from styler.io.zoo import find_model
 from styler.nn.network import ArchSpec, TransformerNet
-from styler.infer.stylizer import (StylizeOptions, Stylizer, find_model, lab_to_rgb, preserve_color, processing_size,
-                            rgb_to_lab, rgb_to_ycbcr, stylize_image, stylize_tensor)
 
 
 @pytest.fixture()
@@ -97,7 +100,7 @@ def test_stylize_tensor_and_image(tiny_model: Path) -> None:
 
     model = Stylizer(tiny_model, backend="torch", device="cpu")
     x = torch.rand(1, 3, 40, 44)
-    assert stylize_tensor(model._loaded, x).shape == x.shape
+    assert stylize_tensor(model.model.load(), x).shape == x.shape
     img = Image.new("RGBA", (30, 20), (10, 200, 30, 128))
     out = stylize_image(model, img, preserve_color="ycbcr", strength=0.5)
     assert out.size == (30, 20) and out.mode == "RGBA"
