@@ -25,8 +25,9 @@ from pathlib import Path
 
 import torch
 
-from styler.loss.lossnet import VGG16Features, resolve_lossnet_spec
+from styler.loss.criterion import build_criterion, cast_lossnet_to_bf16
 from styler.loss.losses import LossWeights, PerceptualLoss, gram_matrix, total_variation
+from styler.loss.lossnet import VGG16Features, resolve_lossnet_spec
 from styler.nn.network import ArchSpec, TransformerNet
 from styler.nn.norms import NormSpec
 
@@ -64,7 +65,7 @@ class BaselineStep:
 
 
 class StylerStep:
-    """styler's training step (the same operations as styler.train.trainer.train's inner loop)."""
+    """styler's training step (the same operations as styler.train.trainer.Trainer.step)."""
 
     def __init__(self, net: TransformerNet, loss: PerceptualLoss, compiled: bool = False, bf16: bool = False) -> None:
         self.net, self.loss, self.bf16 = net, loss, bf16
@@ -102,11 +103,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    weights = LossWeights()
-    vgg, _ = VGG16Features.load(resolve_lossnet_spec("file", args.vgg_weights), ("relu1_2", "relu2_2", "relu3_3",
-                                                                                 "relu4_3"))
-    style = torch.rand(1, 3, 256, 256)
-    loss = PerceptualLoss(vgg, style, weights)
+    style = torch.rand(1, 3, 256, 256)  # the style's content does not change the cost of a step
+    criterion = build_criterion(resolve_lossnet_spec("file", args.vgg_weights), style)
+    loss, vgg, weights = criterion.loss, criterion.loss.lossnet, criterion.weights
     results = {}
     for size in [int(s) for s in args.sizes.split(",")]:
         variants: dict[str, object] = {} if args.no_baseline_w32 else {
@@ -115,13 +114,12 @@ def main() -> None:
         }
         for norm in args.norms.split(","):
             spec = NormSpec.parse(norm)
-            variants[f"styler {spec.short_name} w16"] = StylerStep(TransformerNet(ArchSpec(width=16, norm=spec)).train(),
-                                                                   loss)
+            net = TransformerNet(ArchSpec(width=16, norm=spec)).train()
+            variants[f"styler {spec.short_name} w16"] = StylerStep(net, loss)
         if args.bf16:
             import copy
 
-            loss_bf16 = copy.deepcopy(loss)
-            loss_bf16.lossnet.layers.to(torch.bfloat16)
+            loss_bf16 = cast_lossnet_to_bf16(copy.deepcopy(loss))
             variants["styler IN w16 bf16"] = StylerStep(TransformerNet(ArchSpec(width=16)).train(), loss_bf16,
                                                         bf16=True)
         if args.compile:

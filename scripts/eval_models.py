@@ -22,10 +22,10 @@ import time
 import torch
 
 from styler.evidence.ablation import load_photos
-from styler.train.data import load_style_image
-from styler.loss.lossnet import VGG16Features, resolve_lossnet_spec
-from styler.loss.losses import LossWeights, PerceptualLoss, evaluate_terms
 from styler.io.modelfile import load_model
+from styler.loss.criterion import build_criterion
+from styler.loss.losses import evaluate_terms
+from styler.loss.lossnet import resolve_lossnet_spec
 
 
 def main() -> None:
@@ -44,13 +44,13 @@ def main() -> None:
     for path in args.model:
         model = load_model(path)
         meta = model.metadata
-        weights_meta = meta.get("loss_weights", {})
-        weights = LossWeights(**{**weights_meta, "style_layers": tuple(weights_meta.get("style_layers",
-                                                                                        LossWeights().style_layers))})
-        vgg, _ = VGG16Features.load(resolve_lossnet_spec("file", args.vgg_weights),
-                                    (weights.content_layer, *weights.style_layers))
-        style_size = meta.get("training", {}).get("style_size")
-        loss = PerceptualLoss(vgg, load_style_image(args.style, style_size), weights)
+        # Scored with the weights and style size the model was trained with (the metadata records both).
+        weights = meta.get("loss_weights", {})
+        loss = build_criterion(resolve_lossnet_spec("file", args.vgg_weights), args.style,
+                               style_size=meta.get("training", {}).get("style_size"),
+                               content_weight=weights.get("content"), style_weight=weights.get("style"),
+                               tv_weight=weights.get("tv"), content_layer=weights.get("content_layer"),
+                               style_layers=weights.get("style_layers")).loss
         t0 = time.perf_counter()
         with torch.no_grad():
             contents = [p.tensor for p in photos]

@@ -17,10 +17,11 @@ import argparse
 
 import torch
 
-from styler.train.data import load_style_image, resize_short_side
 from styler.io.images import find_images, open_rgb, pil_to_tensor
-from styler.loss.losses import LossWeights, PerceptualLoss
-from styler.loss.lossnet import VGG16Features, resolve_lossnet_spec
+from styler.loss.criterion import build_criterion
+from styler.loss.losses import PerceptualLoss
+from styler.loss.lossnet import resolve_lossnet_spec
+from styler.train.data import resize_short_side
 
 
 def photo_batch(folder: str, count: int, size: int) -> torch.Tensor:
@@ -48,25 +49,23 @@ def main() -> None:
     parser.add_argument("--style-size", type=int, default=256, help="style image long side (the default)")
     args = parser.parse_args()
 
-    spec = resolve_lossnet_spec("file", args.vgg_weights, "caffe")
-    weights = LossWeights.for_lossnet("caffe")
-    lossnet, _ = VGG16Features.load(spec, (weights.content_layer, *weights.style_layers))
+    # The default Caffe weights: the question is how the *default* style weight behaves on each painting.
+    criterion = build_criterion(resolve_lossnet_spec("file", args.vgg_weights, "caffe"), args.reference,
+                                style_size=args.style_size)
     photos = photo_batch(args.photos, args.count, args.size)
 
-    def style_loss(style: str) -> float:
-        loss = PerceptualLoss(lossnet, load_style_image(style, args.style_size), weights)
+    def style_loss(loss: PerceptualLoss) -> float:
         with torch.no_grad():
             return loss(photos, photos).style.item()
 
-    reference = style_loss(args.reference)
-    print(f"{len(photos)} photos at {args.size} px; style weight {weights.style:g}; reference {args.reference}: "
-          f"{reference:.3g}")
+    reference = style_loss(criterion.loss)
+    print(f"{len(photos)} photos at {args.size} px; style weight {criterion.weights.style:g}; "
+          f"reference {args.reference}: {reference:.3g}")
     print("| style | style loss of photos | × reference |")
     print("|---|---|---|")
     for style in args.styles:
-        value = style_loss(style)
+        value = style_loss(criterion.with_style(style, args.style_size).loss)
         print(f"| {style} | {value:.3g} | {value / reference:.2f} |")
-
 
 if __name__ == "__main__":
     main()

@@ -1,18 +1,46 @@
-"""``styler train``: parse options, build a TrainConfig, call styler.train.trainer.train."""
+"""``styler train``: parse options, build a TrainConfig, call :func:`styler.train.trainer.train`.
+
+Why the defaults and choices are read from the library: the command documents ~25 settings of
+:class:`~styler.train.config.TrainConfig`, and a second hand-typed copy of their defaults drifts. The configuration,
+presets and norm registry are torch-free, so reading them here keeps ``styler train --help`` fast.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import click
 
-# Defaults are read from TrainConfig at call time; here they are only documented (no torch import at module top).
-NORM_CHOICES = ["instance", "in", "batch", "bn", "group", "gn", "layer", "ln", "switchable", "sn", "none"]
+from styler.nn.registry import norm_choices
+from styler.train.config import PRESETS, TrainConfig, config_from_options
+from styler.train.signals import TrainingInterrupted
+
+#: TrainConfig field -> its default, for the options below.
+DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(TrainConfig)
+                            if f.default is not dataclasses.MISSING}
+
+#: Command parameters whose TrainConfig field has another name.
+FIELD_OF_PARAM = {"compile_": "compile", "quiet": "progress"}
 
 
 def _explicit(ctx: click.Context) -> set[str]:
+    """The config fields the user gave on the command line or in the environment (not left at their default)."""
     from click.core import ParameterSource
 
-    return {name for name in ctx.params
-            if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None)}
+    given = {name for name in ctx.params
+             if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None)}
+    return {FIELD_OF_PARAM.get(name, name) for name in given}
+
+
+def _check_style_and_dataset(options: dict[str, Any]) -> None:
+    from pathlib import Path
+
+    missing = [f"--{k}" for k in ("style", "dataset") if not options.get(k)]
+    if missing:
+        raise click.UsageError(f"missing {' and '.join(missing)} (or use --resume CHECKPOINT)")
+    if not Path(options["style"]).is_file():
+        raise click.BadParameter(f"style image not found: {options['style']}", param_hint="--style")
 
 
 @click.command(context_settings={"show_default": True})
@@ -22,65 +50,77 @@ def _explicit(ctx: click.Context) -> set[str]:
 @click.option("--output", "-o", type=click.Path(dir_okay=False),
               help="Model file to write. Default: models/<style>_<norm>.pth. Logs, checkpoints and previews go to "
                    "<output without .pth>.run/.")
-@click.option("--preset", type=click.Choice(["cpu-quick", "zoo", "paper"]),
+@click.option("--preset", type=click.Choice(list(PRESETS)),
               help="Bundle of settings: cpu-quick = half width, 128 px, 600 steps (~10 min on 2 CPU cores); "
                    "zoo = the shipped models' settings; paper = Johnson et al. (40k steps, for a GPU). "
                    "Options given explicitly override the preset.")
-@click.option("--norm", "-n", type=click.Choice(NORM_CHOICES, case_sensitive=False), default="instance",
+@click.option("--norm", "-n", type=click.Choice(norm_choices(), case_sensitive=False), default=DEFAULTS["norm"],
               help="Normalization layer: instance (default), batch, group, layer, switchable, or none.")
-@click.option("--groups", type=int, default=8, help="Group norm: number of groups G (fixed G, not group size).")
-@click.option("--sn-using-bn/--sn-no-bn", default=False,
+@click.option("--groups", type=int, default=DEFAULTS["groups"],
+              help="Group norm: number of groups G (fixed G, not group size).")
+@click.option("--sn-using-bn/--sn-no-bn", default=DEFAULTS["sn_using_bn"],
               help="Switchable norm: include the batch-norm branch (batch dependent in training).")
-@click.option("--width", type=int, default=32, help="Channels of the first layer (32 = paper, 16 = half width).")
-@click.option("--residual-blocks", type=int, default=5, help="Residual blocks at quarter resolution.")
-@click.option("--iterations", "-i", type=int, default=2000, help="Optimizer steps.")
+@click.option("--width", type=int, default=DEFAULTS["width"],
+              help="Channels of the first layer (32 = paper, 16 = half width).")
+@click.option("--residual-blocks", type=int, default=DEFAULTS["residual_blocks"],
+              help="Residual blocks at quarter resolution.")
+@click.option("--iterations", "-i", type=int, default=DEFAULTS["iterations"], help="Optimizer steps.")
 @click.option("--epochs", type=float, default=None,
               help="Train for this many passes over the dataset instead of --iterations.")
-@click.option("--batch-size", "-b", type=int, default=4,
+@click.option("--batch-size", "-b", type=int, default=DEFAULTS["batch_size"],
               help="Images per step and per process: under torchrun/--nproc the global batch is this × processes.")
-@click.option("--image-size", type=int, default=256, help="Training crop size (pixels, square).")
-@click.option("--style-size", type=int, default=256, help="Long side of the style image (0 = as is).")
-@click.option("--content-weight", type=float, default=None,
+@click.option("--image-size", type=int, default=DEFAULTS["image_size"], help="Training crop size (pixels, square).")
+@click.option("--style-size", type=int, default=DEFAULTS["style_size"],
+              help="Long side of the style image (0 = as is).")
+@click.option("--content-weight", type=float, default=DEFAULTS["content_weight"],
               help="Content loss weight. Default depends on the loss network: 1 (caffe), 1e5 (torchvision).")
-@click.option("--style-weight", type=float, default=None, help="Style loss weight. Default: 5 (caffe), 1e10 (torchvision).")
-@click.option("--tv-weight", type=float, default=None, help="Total-variation weight on 0–255 pixels. Default: 1e-6.")
-@click.option("--content-layer", default="relu3_3", help="VGG16 layer for the content loss.")
-@click.option("--style-layers", default="relu1_2,relu2_2,relu3_3,relu4_3", help="Comma-separated VGG16 style layers.")
-@click.option("--lr", type=float, default=1e-3, help="Adam learning rate.")
-@click.option("--seed", type=int, default=42, help="Seed for initialization and the data order.")
-@click.option("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--threads", type=int, default=None,
+@click.option("--style-weight", type=float, default=DEFAULTS["style_weight"],
+              help="Style loss weight. Default: 5 (caffe), 1e10 (torchvision).")
+@click.option("--tv-weight", type=float, default=DEFAULTS["tv_weight"],
+              help="Total-variation weight on 0–255 pixels. Default: 1e-6.")
+@click.option("--content-layer", default=DEFAULTS["content_layer"], help="VGG16 layer for the content loss.")
+@click.option("--style-layers", default=",".join(DEFAULTS["style_layers"]),
+              help="Comma-separated VGG16 style layers.")
+@click.option("--lr", type=float, default=DEFAULTS["lr"], help="Adam learning rate.")
+@click.option("--seed", type=int, default=DEFAULTS["seed"], help="Seed for initialization and the data order.")
+@click.option("--device", default=DEFAULTS["device"], help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--threads", type=int, default=DEFAULTS["threads"],
               help="CPU threads for torch. Default: torch's choice (all cores). On a busy machine 1 can be faster.")
-@click.option("--amp/--no-amp", default=True,
+@click.option("--amp/--no-amp", default=DEFAULTS["amp"],
               help="bf16 autocast where it is fast: CUDA, or a CPU with AMX/AVX512-BF16 (elsewhere on CPU bf16 is "
                    "~3x slower, so it stays off).")
-@click.option("--channels-last/--no-channels-last", default=None,
+@click.option("--channels-last/--no-channels-last", default=DEFAULTS["channels_last"],
               help="channels_last memory format. Default: on for CUDA, off for CPU.")
-@click.option("--compile/--no-compile", "compile_", default=False,
+@click.option("--compile/--no-compile", "compile_", default=DEFAULTS["compile"],
               help="torch.compile the network and loss (worth it for long runs; ~1 min to compile).")
-@click.option("--vgg-source", type=click.Choice(["auto", "file", "torchvision"]), default="auto",
+@click.option("--vgg-source", type=click.Choice(["auto", "file", "torchvision"]), default=DEFAULTS["vgg_source"],
               help="Loss network weights: a local file, torchvision's IMAGENET1K_V1 download, or auto "
                    "(file if --vgg-weights/$STYLER_VGG_WEIGHTS is set, else torchvision).")
-@click.option("--vgg-weights", type=click.Path(dir_okay=False), default=None, envvar="STYLER_VGG_WEIGHTS",
+@click.option("--vgg-weights", type=click.Path(dir_okay=False), default=DEFAULTS["vgg_weights"],
+              envvar="STYLER_VGG_WEIGHTS",
               help="Local VGG16 features state_dict [env: STYLER_VGG_WEIGHTS].")
-@click.option("--vgg-convention", type=click.Choice(["caffe", "torchvision"]), default=None,
+@click.option("--vgg-convention", type=click.Choice(["caffe", "torchvision"]), default=DEFAULTS["vgg_convention"],
               envvar="STYLER_VGG_CONVENTION", help="Input convention of --vgg-weights. Default: caffe.")
-@click.option("--checkpoint-interval", type=int, default=200, help="Steps between checkpoints (0: only at the end).")
-@click.option("--preview-interval", type=int, default=200, help="Steps between preview grids (0: none).")
+@click.option("--checkpoint-interval", type=int, default=DEFAULTS["checkpoint_interval"],
+              help="Steps between checkpoints (0: only at the end).")
+@click.option("--preview-interval", type=int, default=DEFAULTS["preview_interval"],
+              help="Steps between preview grids (0: none).")
 @click.option("--preview-image", "preview_images", multiple=True, type=click.Path(dir_okay=False),
               help="Photo to stylize in previews (repeatable). Default: 4 photos from the dataset.")
-@click.option("--log-interval", type=int, default=10, help="Steps between log records.")
-@click.option("--log-file", type=click.Path(dir_okay=False), default=None,
+@click.option("--log-interval", type=int, default=DEFAULTS["log_interval"], help="Steps between log records.")
+@click.option("--log-file", type=click.Path(dir_okay=False), default=DEFAULTS["log_file"],
               help="JSON-lines log. Default: <run dir>/log.jsonl.")
-@click.option("--run-dir", type=click.Path(file_okay=False), default=None, help="Folder for checkpoints/logs/previews.")
-@click.option("--half-storage/--full-storage", default=False, help="Store the model's weights in fp16.")
+@click.option("--run-dir", type=click.Path(file_okay=False), default=DEFAULTS["run_dir"],
+              help="Folder for checkpoints/logs/previews.")
+@click.option("--half-storage/--full-storage", default=DEFAULTS["half_storage"],
+              help="Store the model's weights in fp16.")
 @click.option("--resume", type=click.Path(dir_okay=False), default=None,
               help="Continue from a checkpoint (settings come from the checkpoint; --iterations may be raised).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--nproc", type=click.IntRange(min=1), default=None,
               help="Train data-parallel in this many local processes: relaunches this command under torchrun "
                    "(one process per GPU on CUDA; gloo on CPU). For several machines run torchrun yourself.")
-@click.option("--sync-bn/--no-sync-bn", default=True,
+@click.option("--sync-bn/--no-sync-bn", default=DEFAULTS["sync_bn"],
               help="Distributed runs with batch norm (or SN's BN branch): pool batch statistics over all processes "
                    "(the global batch) or keep per-process statistics. IN/GN/LN never need it.")
 @click.option("--stop-after", type=int, default=None, hidden=True,
@@ -103,7 +143,6 @@ def train(ctx: click.Context, **options) -> None:
     """
     import os
     import sys
-    from pathlib import Path
 
     from styler.train import distributed as dist_utils
 
@@ -116,44 +155,21 @@ def train(ctx: click.Context, **options) -> None:
         ctx.exit(dist_utils.launch(nproc, args))
     main_rank = int(os.environ.get("RANK", "0")) == 0
 
-    from styler.train.trainer import PRESETS, TrainConfig, TrainingInterrupted
     from styler.train.trainer import train as run_training
 
-    explicit = _explicit(ctx)
-    explicit.discard("nproc")
-    explicit.discard("stop_after")
     resume = options.pop("resume")
     epochs = options.pop("epochs")
-    quiet = options.pop("quiet")
     preset = options.pop("preset")
     options["compile"] = options.pop("compile_")
+    options["progress"] = not options.pop("quiet")
     options["style_layers"] = tuple(s.strip() for s in options["style_layers"].split(",") if s.strip())
-    options["progress"] = not quiet
     if options["style_size"] == 0:
         options["style_size"] = None
-    explicit = {{"compile_": "compile", "quiet": "progress"}.get(k, k) for k in explicit}
-    explicit &= set(TrainConfig.__dataclass_fields__)
-    if preset:
-        for key, value in PRESETS[preset].items():
-            if key not in explicit:
-                options[key] = value
-        explicit |= set(PRESETS[preset]) if resume is None else set()
-
     if resume is None:
-        missing = [f"--{k}" for k in ("style", "dataset") if not options.get(k)]
-        if missing:
-            raise click.UsageError(f"missing {' and '.join(missing)} (or use --resume CHECKPOINT)")
-        if not Path(options["style"]).is_file():
-            raise click.BadParameter(f"style image not found: {options['style']}", param_hint="--style")
-        if not options["output"]:
-            options["output"] = str(Path("models") / f"{Path(options['style']).stem}_{options['norm'].lower()}.pth")
-    else:
-        for key in ("style", "dataset", "output"):
-            if not options[key]:  # taken from the checkpoint
-                options[key] = "<checkpoint>"
-                explicit.discard(key)
+        _check_style_and_dataset(options)
     try:
-        config = TrainConfig(**options)
+        config, explicit = config_from_options(options, explicit=_explicit(ctx), preset=preset,
+                                               resuming=resume is not None)
         # --epochs is turned into iterations by the library, once a resumed run's dataset and batch are known.
         result = run_training(config, resume=resume, explicit=explicit, stop_after=stop_after, epochs=epochs)
     except TrainingInterrupted as exc:

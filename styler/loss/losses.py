@@ -12,8 +12,8 @@ Conventions (all measured on the Caffe VGG16 weights, whose activations are in C
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import nn
@@ -57,7 +57,7 @@ class LossWeights:
     style_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 
     @classmethod
-    def for_lossnet(cls, convention: str) -> "LossWeights":
+    def for_lossnet(cls, convention: str) -> LossWeights:
         """Default weights per loss network: the two VGG16 sources have very different activation scales.
 
         * caffe (0–255 BGR input): content 1, style 5, TV 1e-6, the settings Johnson et al. used with these very

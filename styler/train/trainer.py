@@ -16,172 +16,54 @@ then sees exactly the batches an uninterrupted run would, so resuming reproduces
 Distributed training (``torchrun --nproc_per_node=N -m styler train ...``, or ``styler train --nproc N``) runs this
 same loop on every rank; see :mod:`styler.train.distributed`. ``batch_size`` is per rank, the global batch is
 ``batch_size · world_size``; only rank 0 writes files.
+
+The pieces live beside this module: the configuration (:mod:`~styler.train.config`), the log
+(:mod:`~styler.train.runlog`), previews (:mod:`~styler.train.previews`), the model file's metadata
+(:mod:`~styler.train.metadata`), checkpoints and the resume state (:mod:`~styler.train.checkpoints`) and the stop
+flag (:mod:`~styler.train.signals`). The order of construction in :class:`Trainer` is part of the contract: the
+loss network is built before the transformer net, so both draw the same random numbers as in every earlier run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import json
 import math
 import os
-import platform
 import random
-import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
-from styler.train import distributed as dist_utils
-from styler.train.checkpoints import load_checkpoint, save_checkpoint
-from styler.train.data import BatchSchedule, PhotoFolder, load_style_image
 from styler.devices import bf16_is_fast, resolve_device
-from styler.errors import StylerError, TrainingError
-from styler.io.files import sha256_file
-from styler.loss.lossnet import TAP_INDICES, VGG16Features, resolve_lossnet_spec
-from styler.loss.losses import LossWeights, PerceptualLoss
+from styler.errors import TrainingError
 from styler.io.modelfile import save_model
-from styler.nn.network import ArchSpec, TransformerNet, count_parameters
-from styler.nn.norms import NormSpec, finalize_switchable_statistics, make_norm, switchable_layers
+from styler.loss.criterion import build_criterion
+from styler.loss.lossnet import resolve_lossnet_spec
+from styler.nn.network import TransformerNet, count_parameters
+from styler.nn.norms import finalize_switchable_statistics, switchable_layers
+from styler.train import distributed as dist_utils
+from styler.train.checkpoints import ResumeState, load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from styler.train.config import PRESETS, RESUMABLE_OVERRIDES, TrainConfig, iterations_for_epochs, resumed_config
+from styler.train.data import BatchSchedule, PhotoFolder
+from styler.train.metadata import RunFacts, model_metadata
+from styler.train.previews import preview_photos, save_preview
+from styler.train.runlog import RunLog, StepWindow, final_losses, read_log
+from styler.train.signals import StopFlag, TrainingInterrupted
 
-__all__ = ["TrainConfig", "TrainResult", "TrainingInterrupted", "train", "PRESETS",
-           "RESUMABLE_OVERRIDES"]
+__all__ = ["Trainer", "TrainConfig", "TrainResult", "TrainingInterrupted", "train", "PRESETS",
+           "RESUMABLE_OVERRIDES", "make_optimizer", "read_log"]
 
+#: Called after every step with the step number and the loss terms (global-batch means in a distributed run).
+StepCallback = Callable[[int, dict[str, float]], None]
 
-@dataclass
-class TrainConfig:
-    """All settings of a training run; stored in checkpoints and in the final model's metadata.
-
-    Loss weights left at ``None`` take the defaults of the loss network's convention
-    (:meth:`styler.loss.losses.LossWeights.for_lossnet`).
-    """
-
-    style: str
-    dataset: str
-    output: str
-    norm: str = "instance"
-    groups: int = 8
-    sn_using_bn: bool = False
-    width: int = 32
-    residual_blocks: int = 5
-    iterations: int = 2000
-    batch_size: int = 4
-    image_size: int = 256
-    style_size: int | None = 256
-    content_weight: float | None = None
-    style_weight: float | None = None
-    tv_weight: float | None = None
-    content_layer: str = "relu3_3"
-    style_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
-    lr: float = 1e-3
-    seed: int = 42
-    device: str = "auto"
-    threads: int | None = None
-    amp: bool = True
-    channels_last: bool | None = None
-    compile: bool = False
-    vgg_source: str = "auto"
-    vgg_weights: str | None = None
-    vgg_convention: str | None = None
-    checkpoint_interval: int = 200
-    preview_interval: int = 200
-    log_interval: int = 10
-    run_dir: str | None = None
-    log_file: str | None = None
-    preview_images: tuple[str, ...] = ()
-    preview_count: int = 4
-    preview_size: int = 256
-    half_storage: bool = False
-    name: str | None = None
-    progress: bool = True
-    sync_bn: bool = True
-
-    def __post_init__(self) -> None:
-        self.style_layers = tuple(self.style_layers)
-        self.preview_images = tuple(self.preview_images)
-        for layer in (self.content_layer, *self.style_layers):
-            if layer not in TAP_INDICES:
-                raise StylerError(f"unknown VGG16 layer {layer!r}; known: {', '.join(TAP_INDICES)}")
-        if self.iterations < 1 or self.batch_size < 1:
-            raise StylerError("iterations and batch size must be at least 1")
-        if self.image_size < 16:
-            raise StylerError(f"training image size {self.image_size} is too small (minimum 16)")
-        for key in ("checkpoint_interval", "preview_interval", "log_interval"):
-            if getattr(self, key) < 0:
-                raise StylerError(f"{key.replace('_', '-')} must be >= 0 (0 disables it)")
-        # Validate the network early (before the dataset scan and VGG load), as a user error rather than a
-        # traceback: the norm name and options, the width, and that a group count divides every layer width.
-        try:
-            for channels in self.arch.channels:
-                make_norm(self.norm_spec, channels)
-        except ValueError as exc:
-            raise StylerError(f"invalid network settings: {exc}") from None
-
-    @property
-    def norm_spec(self) -> NormSpec:
-        return NormSpec.parse(self.norm, groups=self.groups,
-                              using_bn=self.sn_using_bn if NormSpec.parse(self.norm).kind == "switchable" else False)
-
-    @property
-    def arch(self) -> ArchSpec:
-        return ArchSpec(width=self.width, residual_blocks=self.residual_blocks, norm=self.norm_spec)
-
-    @property
-    def run_path(self) -> Path:
-        return Path(self.run_dir) if self.run_dir else Path(self.output).with_suffix(".run")
-
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.run_path / "checkpoint.pth"
-
-    @property
-    def log_path(self) -> Path:
-        return Path(self.log_file) if self.log_file else self.run_path / "log.jsonl"
-
-    @property
-    def loss_curve_path(self) -> Path:
-        return Path(self.output).with_suffix(".loss.png")
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["style_layers"] = list(self.style_layers)
-        data["preview_images"] = list(self.preview_images)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-
-#: Settings that may differ when a run is resumed; everything else must match the checkpoint.
-RESUMABLE_OVERRIDES = frozenset({"iterations", "checkpoint_interval", "preview_interval", "log_interval", "device",
-                                 "threads", "batch_size", "sync_bn",
-                                 "progress", "output", "run_dir", "log_file", "compile", "half_storage", "name"})
-
-#: Named bundles of settings for common situations (CLI: --preset).
-PRESETS: dict[str, dict[str, Any]] = {
-    # Recognizable style in well under 20 minutes on 2 CPU cores (measured in the README).
-    "cpu-quick": {"width": 16, "image_size": 128, "batch_size": 4, "iterations": 600, "style_size": 256,
-                  "checkpoint_interval": 100, "preview_interval": 100},
-    # The settings of the shipped model zoo (half width; quality measured against full width in the README).
-    "zoo": {"width": 16, "image_size": 160, "batch_size": 4, "iterations": 2000, "style_size": 256},
-    # Johnson et al.'s recipe, for a GPU: full width, 256 px crops, 40k steps at batch 4.
-    "paper": {"width": 32, "image_size": 256, "batch_size": 4, "iterations": 40000, "style_size": 256},
-}
-
-
-class TrainingInterrupted(StylerError):
-    """Raised after a SIGINT/SIGTERM once the checkpoint has been written."""
-
-    def __init__(self, step: int, checkpoint: Path) -> None:
-        super().__init__(f"interrupted at step {step}; checkpoint saved to {checkpoint}. "
-                         f"Continue with: styler train --resume {checkpoint}")
-        self.step = step
-        self.checkpoint = checkpoint
+#: Training batches that SN's batch-average statistics are finalized over (docs/norms.md §5.3).
+_FINALIZE_BATCHES = 50
 
 
 @dataclass
@@ -201,131 +83,324 @@ class TrainResult:
     world_size: int = 1
 
 
-def hardware_description(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA)"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    threads = torch.get_num_threads()
-    return f"{cpu}, {threads} thread{'' if threads == 1 else 's'}"
-
-
-def precision_description(use_amp: bool) -> str:
-    return "bf16 autocast (fp32 weights, fp32 Gram matrices and losses)" if use_amp else "fp32"
-
-
-class _StopFlag:
-    """Turns SIGINT/SIGTERM into a flag checked between steps, so a checkpoint is written before exiting."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> "_StopFlag":
-        try:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        except ValueError:  # not in the main thread: signals cannot be caught there
-            self._previous.clear()
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.signal is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C stops at once
-        self.signal = signum
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
-def _rng_state(device: torch.device) -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate((3, tuple(state["python"]), None))
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
-def _optimizer(net: nn.Module, lr: float) -> torch.optim.Optimizer:
-    # SN mixture logits get their own group (no weight decay toward uniform, docs/norms.md §5.3).
+def make_optimizer(net: nn.Module, lr: float) -> torch.optim.Optimizer:
+    """Adam; SN mixture logits get their own group, without weight decay toward uniform (docs/norms.md §5.3)."""
     logits = [p for n, p in net.named_parameters() if n.endswith("_logits")]
     others = [p for n, p in net.named_parameters() if not n.endswith("_logits")]
-    groups = [{"params": others, "name": "weights"}]
+    groups: list[dict[str, Any]] = [{"params": others, "name": "weights"}]
     if logits:
         groups.append({"params": logits, "name": "sn_logits", "weight_decay": 0.0})
     return torch.optim.Adam(groups, lr=lr)
 
 
-def _preview_photos(config: TrainConfig, dataset: PhotoFolder) -> list[torch.Tensor]:
-    from styler.evidence.figures import fit_into
-    from styler.io.images import open_rgb, pil_to_tensor
+def _reduce_step_values(values: dict[str, float], stop: bool, device: torch.device) -> tuple[dict[str, float], bool]:
+    """Mean of the loss terms over the ranks (equal per-rank batches: the global-batch mean) and any rank's stop."""
+    import torch.distributed as dist
 
-    paths = [Path(p) for p in config.preview_images]
-    if not paths and config.preview_count > 0:
-        files = dataset.files
-        step = max(1, len(files) // config.preview_count)
-        paths = files[::step][: config.preview_count]
-    photos = []
-    for path in paths:
-        try:
-            photos.append(pil_to_tensor(fit_into(open_rgb(path), config.preview_size)))
-        except StylerError:
-            continue
-    return photos
+    keys = list(values)
+    packed = torch.tensor([values[k] for k in keys] + [1.0 if stop else 0.0], dtype=torch.float64,
+                          device=device if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(packed)
+    world = dist.get_world_size()
+    reduced = {k: float(packed[i]) / world for i, k in enumerate(keys)}
+    return reduced, bool(packed[-1] > 0)
 
 
-def _save_preview(net: TransformerNet, photos: list[torch.Tensor], device: torch.device, step: int,
-                  folder: Path, title: str) -> Path | None:
-    if not photos:
-        return None
-    from styler.evidence.figures import image_grid
-    from styler.io.images import tensor_to_pil
+class Trainer:
+    """One training run on this rank: everything is built on construction, :meth:`run` trains and writes the model.
 
-    was_training = net.training
-    net.eval()
-    with torch.no_grad():
-        outputs = [tensor_to_pil(net(p.to(device)).cpu()) for p in photos]
-    net.train(was_training)
-    grid = image_grid([[tensor_to_pil(p) for p in photos], outputs], cell=max(p.shape[-1] for p in photos) // 2 * 2,
-                      row_labels=["photo", f"step {step}"], title=title)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"step_{step:06d}.png"
-    grid.save(path)
-    grid.save(folder / "latest.png")
-    return path
+    Construction seeds the RNGs, decides the precision, reads the resume state, scans the dataset, builds the
+    criterion, the network (synchronized norms and DDP in a distributed run) and the optimizer, restores a
+    checkpoint, and prepares the run folder. :meth:`run` then repeats :meth:`step`, :meth:`log`, :meth:`preview` and
+    :meth:`checkpoint` until the last step, and :meth:`finish` writes the model file.
 
+    Args:
+        config: the run's settings (already merged with a checkpoint's, see :func:`train`).
+        ctx, device: this rank's process-group context and device, from :func:`styler.train.distributed.setup`
+            (default: a single process on ``config.device``).
+        checkpoint: a loaded checkpoint to continue from.
+        on_step: called after every step with the step number and the loss terms.
+        stop_after: stop as if interrupted (checkpoint written) after this many steps of this process; for tests.
+    """
 
-def _check_resume_compatible(saved: TrainConfig, requested: TrainConfig, explicit: set[str]) -> TrainConfig:
-    """The checkpoint's config wins; explicitly given options may only change the resumable settings."""
-    conflicts = []
-    merged = dataclasses.replace(saved)
-    for key in explicit:
-        new, old = getattr(requested, key), getattr(saved, key)
-        if key in RESUMABLE_OVERRIDES:
-            setattr(merged, key, new)
-        elif new != old:
-            conflicts.append(f"--{key.replace('_', '-')} ({old!r} in the checkpoint, {new!r} given)")
-    if conflicts:
-        raise StylerError("cannot change these settings when resuming: " + ", ".join(conflicts))
-    return merged
+    def __init__(self, config: TrainConfig, ctx: dist_utils.DistContext | None = None,
+                 device: torch.device | None = None, *, checkpoint: dict[str, Any] | None = None,
+                 on_step: StepCallback | None = None, stop_after: int | None = None) -> None:
+        self.config = config
+        self.ctx = ctx or dist_utils.DistContext()
+        self.device = device or torch.device(resolve_device(config.device))
+        ctx, device = self.ctx, self.device
+        self.main = ctx.is_main
+        self.on_step, self.stop_after = on_step, stop_after
+        self.global_batch = config.batch_size * ctx.world_size
+        self._seed()
+        self.use_amp = self._decide_precision(checkpoint)
+        self.channels_last = config.channels_last if config.channels_last is not None else device.type == "cuda"
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        self.resume = ResumeState.start(checkpoint, world_size=ctx.world_size, batch_size=config.batch_size,
+                                        warn=self.main)
+        self.dataset = PhotoFolder(Path(config.dataset), config.image_size)
+        self.schedule = BatchSchedule(self.dataset, config.batch_size, config.seed, rank=ctx.rank,
+                                      world_size=ctx.world_size, origin_step=self.resume.step,
+                                      origin_position=self.resume.images_seen)
+        self.criterion = build_criterion(
+            resolve_lossnet_spec(config.vgg_source, config.vgg_weights, config.vgg_convention), config.style,
+            style_size=config.style_size, content_weight=config.content_weight, style_weight=config.style_weight,
+            tv_weight=config.tv_weight, content_layer=config.content_layer, style_layers=config.style_layers,
+            device=device, bf16=self.use_amp)
+        self.net, self.synced = self._build_net()
+        self.optimizer = make_optimizer(self.net, config.lr)
+        self._restore(checkpoint)
+        self.model = self._wrap_ddp()
+        self.forward = torch.compile(self.model) if config.compile else self.model
+        self.loss_forward = torch.compile(self.criterion.loss) if config.compile else self.criterion.loss
+        self.run_log = RunLog(config.log_path)
+        self._preview_images = self._prepare_run_folder(resumed=checkpoint is not None)
+        self.current_step = self.resume.step
+        self.last_saved: int | None = self.resume.step if checkpoint is not None else None
+        self._window: StepWindow | None = None
+        self._started = time.perf_counter()
+
+    # -- construction ------------------------------------------------------------------------------------------------
+
+    def _seed(self) -> None:
+        if self.config.threads:
+            torch.set_num_threads(self.config.threads)
+        # The same seed on every rank: identical initialization (DDP also broadcasts rank 0's weights at wrap time).
+        torch.manual_seed(self.config.seed)
+        random.seed(self.config.seed)
+
+    def _decide_precision(self, checkpoint: dict[str, Any] | None) -> bool:
+        """bf16 autocast only where it is fast; a resumed run keeps the precision it started with (its steps are
+        not a mix) as long as bf16 is still fast here; every rank computes in the same precision."""
+        fast = bf16_is_fast(self.device.type)
+        use_amp = self.config.amp and fast
+        if checkpoint is not None:
+            use_amp = bool(checkpoint.get("bf16_autocast", use_amp)) and fast
+        if self.ctx.enabled:
+            use_amp = dist_utils.all_ranks_agree(use_amp, self.device)
+        return use_amp
+
+    def _build_net(self) -> tuple[TransformerNet, list[str]]:
+        net = TransformerNet(self.config.arch).to(self.device)
+        synced = dist_utils.convert_sync_norms(net) if (self.ctx.enabled and self.config.sync_bn) else []
+        if self.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+            self.criterion.loss = self.criterion.loss.to(memory_format=torch.channels_last)
+        return net, synced
+
+    def _restore(self, checkpoint: dict[str, Any] | None) -> None:
+        """Load a checkpoint's weights and optimizer; continue its RNG on rank 0 and reseed the other ranks."""
+        if checkpoint is not None:
+            self.net.load_state_dict(checkpoint["model"])
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+            if self.main:
+                restore_rng_state(checkpoint["rng"], self.device)
+            else:
+                dist_utils.seed_rank(self.config.seed, self.ctx.rank, self.resume.step)
+        elif self.ctx.enabled and not self.main:
+            dist_utils.seed_rank(self.config.seed, self.ctx.rank)
+        self.net.train()
+
+    def _wrap_ddp(self) -> nn.Module:
+        if not self.ctx.enabled:
+            return self.net
+        from torch.nn.parallel import DistributedDataParallel
+
+        # broadcast_buffers: rank 0's BN running statistics are copied to all ranks before each forward, so every
+        # rank holds the same buffers (they are equal anyway when the statistics are synchronized).
+        return DistributedDataParallel(self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                                       broadcast_buffers=True)
+
+    def _prepare_run_folder(self, resumed: bool) -> list[torch.Tensor]:
+        """Create the run folder and log (rank 0) and load the preview photos."""
+        if not self.main:
+            return []
+        self.config.run_path.mkdir(parents=True, exist_ok=True)
+        self.run_log.prepare(self.resume.step if resumed else None)
+        return preview_photos(self.config, self.dataset)
+
+    # -- the loop ----------------------------------------------------------------------------------------------------
+
+    @property
+    def style_name(self) -> str:
+        return Path(self.config.style).stem
+
+    def images_seen(self, at_step: int) -> int:
+        return self.resume.images_seen + (at_step - self.resume.step) * self.global_batch
+
+    def elapsed(self) -> float:
+        """Training seconds so far, earlier (resumed) parts of the run included."""
+        return self.resume.elapsed + time.perf_counter() - self._started
+
+    def run(self) -> TrainResult:
+        """Train up to ``config.iterations`` and write the model; raises :class:`TrainingInterrupted` on a signal."""
+        with self._progress_bar() as bar, StopFlag() as stop:
+            self._started = time.perf_counter()
+            if self.main and self.config.log_interval:
+                self._window = StepWindow(self._started)
+            while self.current_step < self.config.iterations:
+                values, stop_requested = self.step(stop)
+                if self.on_step is not None:
+                    self.on_step(self.current_step, values)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{values['loss']:.3g}", content=f"{values['content']:.3g}",
+                                    style=f"{values['style']:.3g}", tv=f"{values['tv']:.2g}", refresh=False)
+                elapsed = self.elapsed()
+                self.log(elapsed)
+                self.preview()
+                if self._due(self.config.checkpoint_interval):
+                    self.checkpoint(elapsed)
+                if self._stop_due(stop_requested):
+                    self.checkpoint(elapsed)
+                    dist_utils.barrier(self.ctx)  # the checkpoint exists before any rank reports it
+                    raise TrainingInterrupted(self.current_step, self.config.checkpoint_path)
+        return self.finish()
+
+    def _progress_bar(self) -> contextlib.AbstractContextManager[Any]:
+        if not (self.config.progress and self.main):
+            return contextlib.nullcontext()
+        from tqdm import tqdm
+
+        label = self.config.norm_spec.short_name
+        ranks = f" ×{self.ctx.world_size} ranks" if self.ctx.enabled else ""
+        return tqdm(total=self.config.iterations, initial=self.resume.step, unit="step", dynamic_ncols=True,
+                    desc=f"train {self.style_name}/{label}{ranks}")
+
+    def _due(self, interval: int) -> bool:
+        return bool(interval) and self.current_step % interval == 0
+
+    def _stop_due(self, requested: bool) -> bool:
+        """A signal (on any rank) or ``stop_after``; one during the last step lets the run finish normally."""
+        if self.current_step >= self.config.iterations:
+            return False
+        done_here = self.current_step - self.resume.step
+        return requested or (self.stop_after is not None and done_here >= self.stop_after)
+
+    def step(self, stop: StopFlag) -> tuple[dict[str, float], bool]:
+        """One optimizer step; returns the loss terms and whether a stop was requested (on any rank)."""
+        batch = self.schedule.batch(self.current_step).to(self.device, non_blocking=True)
+        if self.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
+            output = self.forward(batch)
+            terms = self.loss_forward(output.float(), batch)
+        values = terms.as_floats()
+        stop_requested = stop.raised
+        if self.ctx.enabled:
+            # Global-batch means for the log and the NaN guard (every rank takes the same decision), and a signal
+            # seen by any rank stops all of them at the same step.
+            values, stop_requested = _reduce_step_values(values, stop_requested, self.device)
+        if not math.isfinite(values["loss"]):
+            raise self._diverged(values)
+        terms.total.backward()
+        self.optimizer.step()
+        self.current_step += 1
+        if self._window is not None:
+            self._window.add(values, batch.shape[0] * self.ctx.world_size)
+        return values, stop_requested
+
+    def _diverged(self, values: dict[str, float]) -> TrainingError:
+        weights, config = self.criterion.weights, self.config
+        kept = (f"the last good checkpoint {config.checkpoint_path} (step {self.last_saved}) was kept"
+                if self.last_saved is not None else "no checkpoint had been written yet")
+        return TrainingError(
+            f"loss became {values['loss']} at step {self.current_step} (content {values['content']:.4g}, style "
+            f"{values['style']:.4g}, tv {values['tv']:.4g}). The usual cause is loss weights that are too high "
+            f"(style weight {weights.style:g}, content {weights.content:g}, tv {weights.tv:g}) or a learning rate "
+            f"that is too high ({config.lr:g}): lower --style-weight or --lr. {kept}.")
+
+    def log(self, elapsed: float) -> None:
+        """Append the record of the steps since the last one, every ``log_interval`` steps and at the last step."""
+        window, step = self._window, self.current_step
+        if window is None or not (self._due(self.config.log_interval) or step == self.config.iterations):
+            return
+        now = time.perf_counter()
+        record: dict[str, Any] = {"step": step, "epoch": round(self.schedule.epoch_of(step), 4), **window.means(),
+                                  "lr": self.optimizer.param_groups[0]["lr"],
+                                  "images_per_s": window.images_per_second(now), "elapsed_s": round(elapsed, 2)}
+        if self.ctx.enabled:
+            record["world_size"] = self.ctx.world_size
+        sn = {name: layer.mixture_weights() for name, layer in switchable_layers(self.net)}
+        if sn:
+            record["sn_weights"] = sn
+        self.run_log.append(record)
+        window.reset(now)
+
+    def preview(self) -> None:
+        if self.main and self._due(self.config.preview_interval):
+            title = f"{self.style_name} · {self.config.norm_spec.short_name} · width {self.config.width}"
+            save_preview(self.net, self._preview_images, self.device, self.current_step,
+                         self.config.run_path / "previews", title)
+
+    def checkpoint(self, elapsed: float) -> None:
+        """Write the checkpoint of the current step (rank 0); every rank remembers it as the last good one."""
+        step = self.current_step
+        self.last_saved = step
+        if not self.main:
+            return
+        save_checkpoint(self.config.checkpoint_path, {
+            "config": self.config.to_dict(), "model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "step": step, "elapsed": elapsed, "rng": rng_state(self.device), "bf16_autocast": self.use_amp,
+            "skipped_images": len(self.dataset.bad_files), "world_size": self.ctx.world_size,
+            "global_batch": self.global_batch, "images_seen": self.images_seen(step), "history": self.resume.history})
+
+    # -- the end -----------------------------------------------------------------------------------------------------
+
+    def finish(self) -> TrainResult:
+        """Final checkpoint, SN statistics, then the model file, loss curve and result (files on rank 0 only)."""
+        wall = self.elapsed()
+        self.checkpoint(wall)
+        self._finalize_statistics()
+        self.net.eval()
+        bad_files: dict[str, str] = {}
+        for part in dist_utils.gather_objects(dict(self.dataset.bad_files), self.ctx):
+            bad_files.update(part)
+        records = self.run_log.records() if self.main else []
+        facts = RunFacts(
+            steps=self.current_step, images_seen=self.images_seen(self.current_step), wall_seconds=wall,
+            run_images=self.images_seen(self.current_step) - self.resume.images_seen,
+            run_wall_seconds=wall - self.resume.elapsed, dataset_images=len(self.dataset),
+            skipped_images=len(bad_files), history=self.resume.history, synchronized_layers=self.synced,
+            final_losses=final_losses(records),
+            parameters=count_parameters(self.net), use_amp=self.use_amp)
+        metadata: dict[str, Any] = {}
+        curve = None
+        if self.main:
+            metadata = model_metadata(self.config, self.criterion, facts, self.ctx, self.device)
+            model_path = save_model(self.config.output, self.net.cpu(), metadata, half=self.config.half_storage)
+            curve = self._plot_loss_curve(records)
+        else:
+            model_path = Path(self.config.output)
+            self.net.cpu()
+        dist_utils.barrier(self.ctx)  # the model file exists before any rank returns
+        return TrainResult(model_path=model_path, steps=facts.steps, wall_seconds=wall,
+                           images_per_second=facts.images_per_second, final_losses=facts.final_losses,
+                           log_path=self.config.log_path, loss_curve=curve, skipped_images=facts.skipped_images,
+                           metadata=metadata, net=self.net, rank=self.ctx.rank, world_size=self.ctx.world_size)
+
+    def _finalize_statistics(self) -> None:
+        """SN's batch-average statistics are meaningless until finalized over training batches (docs/norms.md §5.3).
+        Every rank takes part: with synchronized SN the finalize forwards pool statistics over the ranks."""
+        if any(m.using_bn and not m.using_moving_average for _, m in switchable_layers(self.net)):
+            batches = (self.schedule.batch(self.config.iterations + i).to(self.device)
+                       for i in range(_FINALIZE_BATCHES))
+            finalize_switchable_statistics(self.net, batches)
+
+    def _plot_loss_curve(self, records: list[dict[str, Any]]) -> Path | None:
+        if not records:
+            return None
+        from styler.evidence.figures import plot_loss_curves
+
+        label = self.config.norm_spec.short_name
+        return plot_loss_curves({label: records}, self.config.loss_curve_path, title=f"{self.style_name} · {label}")
 
 
 def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, explicit: set[str] | None = None,
-          on_step: Callable[[int, dict[str, float]], None] | None = None,
+          on_step: StepCallback | None = None,
           stop_after: int | None = None, epochs: float | None = None) -> TrainResult:
     """Run (or resume) training and write the model file; returns what was produced and measured.
 
@@ -342,318 +417,16 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, expli
         epochs: train for this many passes over the dataset instead of ``config.iterations``. Computed here, after
             a resumed run's settings are known, from the dataset, per-rank batch and world size actually used.
     """
+    checkpoint = None
     if resume is not None:
-        ckpt = load_checkpoint(resume)
-        config = _check_resume_compatible(TrainConfig.from_dict(ckpt["config"]), config, explicit or set())
-    else:
-        ckpt = None
-
-    device = torch.device(resolve_device(config.device))
-    ctx, device = dist_utils.setup(device)
+        checkpoint = load_checkpoint(resume)
+        config = resumed_config(TrainConfig.from_dict(checkpoint["config"]), config, explicit or set())
+    ctx, device = dist_utils.setup(torch.device(resolve_device(config.device)))
     try:
         if epochs is not None:
-            count = len(PhotoFolder(Path(config.dataset), config.image_size))
-            iterations = max(1, round(epochs * count / (config.batch_size * ctx.world_size)))
+            images = len(PhotoFolder(Path(config.dataset), config.image_size))
+            iterations = iterations_for_epochs(epochs, images, config.batch_size, ctx.world_size)
             config = dataclasses.replace(config, iterations=iterations)
-        return _train(config, ckpt, ctx, device, on_step, stop_after)
+        return Trainer(config, ctx, device, checkpoint=checkpoint, on_step=on_step, stop_after=stop_after).run()
     finally:
         dist_utils.cleanup(ctx)
-
-
-def _batch_norm_mode(config: TrainConfig, ctx: "dist_utils.DistContext", synced: list[str]) -> str:
-    """How batch statistics were computed, in words, for the model file."""
-    if not config.norm_spec.batch_dependent_in_training:
-        return "not applicable: the norm's statistics are per image, so they never cross images or ranks"
-    if not ctx.enabled:
-        return f"single process: statistics over the batch of {config.batch_size}"
-    if synced:
-        return (f"synchronized: statistics pooled over all {ctx.world_size} ranks, i.e. over the global batch of "
-                f"{config.batch_size * ctx.world_size}")
-    return (f"per rank: each of the {ctx.world_size} ranks normalized with its own {config.batch_size} images; "
-            "running statistics are rank 0's")
-
-
-def _train(config: TrainConfig, ckpt: dict[str, Any] | None, ctx: "dist_utils.DistContext", device: torch.device,
-           on_step: Callable[[int, dict[str, float]], None] | None, stop_after: int | None) -> TrainResult:
-    main = ctx.is_main
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    # The same seed on every rank: identical initialization (DDP also broadcasts rank 0's weights at wrap time).
-    torch.manual_seed(config.seed)
-    random.seed(config.seed)
-    use_amp = config.amp and bf16_is_fast(device.type)
-    if ckpt is not None:
-        # A resumed run keeps the precision it started with, so its steps are not a mix; bf16 can only continue
-        # where it is still fast (a run moved to a CPU without native bf16 goes on in fp32).
-        use_amp = bool(ckpt.get("bf16_autocast", use_amp)) and bf16_is_fast(device.type)
-    if ctx.enabled:
-        # Every rank must compute in the same precision, even on a mix of machines: bf16 only if all agree.
-        use_amp = dist_utils.all_ranks_agree(use_amp, device)
-    channels_last = config.channels_last if config.channels_last is not None else device.type == "cuda"
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-
-    world = ctx.world_size
-    global_batch = config.batch_size * world
-    start_step, elapsed_before, images_before = 0, 0.0, 0
-    history: list[dict[str, Any]] = []
-    if ckpt is not None:
-        start_step = int(ckpt["step"])
-        elapsed_before = float(ckpt.get("elapsed", 0.0))
-        saved_global = int(ckpt.get("global_batch", ckpt["config"]["batch_size"]))
-        images_before = int(ckpt.get("images_seen", start_step * saved_global))
-        history = list(ckpt.get("history", [{"from_step": 0, "world_size": 1, "batch_size": saved_global,
-                                             "global_batch": saved_global}]))
-        if saved_global != global_batch and main:
-            import warnings
-
-            warnings.warn(f"resuming with a global batch of {global_batch} ({world} rank(s) × {config.batch_size}) "
-                          f"instead of {saved_global}: the data continues at image {images_before} of the schedule "
-                          "(nothing skipped or repeated), but the steps from here on are not those of the original "
-                          "run", stacklevel=2)
-    if not history or (history[-1]["world_size"], history[-1]["batch_size"]) != (world, config.batch_size):
-        history.append({"from_step": start_step, "world_size": world, "batch_size": config.batch_size,
-                        "global_batch": global_batch})
-
-    dataset = PhotoFolder(Path(config.dataset), config.image_size)
-    schedule = BatchSchedule(dataset, config.batch_size, config.seed, rank=ctx.rank, world_size=world,
-                             origin_step=start_step, origin_position=images_before)
-    lossnet_spec = resolve_lossnet_spec(config.vgg_source, config.vgg_weights, config.vgg_convention)
-    defaults = LossWeights.for_lossnet(lossnet_spec.convention)
-    weights = LossWeights(
-        content=defaults.content if config.content_weight is None else config.content_weight,
-        style=defaults.style if config.style_weight is None else config.style_weight,
-        tv=defaults.tv if config.tv_weight is None else config.tv_weight,
-        content_layer=config.content_layer, style_layers=config.style_layers)
-    lossnet, lossnet_spec = VGG16Features.load(lossnet_spec, (weights.content_layer, *weights.style_layers))
-    style_image = load_style_image(config.style, config.style_size)
-    loss_fn = PerceptualLoss(lossnet, style_image, weights).to(device)  # frozen, never wrapped in DDP
-    if use_amp:
-        # Style Grams were computed in fp32 above; the frozen conv stack now computes in bf16 once and for all.
-        loss_fn.lossnet.layers.to(torch.bfloat16)
-
-    net = TransformerNet(config.arch).to(device)
-    synced = dist_utils.convert_sync_norms(net) if (ctx.enabled and config.sync_bn) else []
-    if channels_last:
-        net = net.to(memory_format=torch.channels_last)
-        loss_fn = loss_fn.to(memory_format=torch.channels_last)
-    optimizer = _optimizer(net, config.lr)
-    if ckpt is not None:
-        net.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if main:
-            _set_rng_state(ckpt["rng"], device)
-        else:
-            dist_utils.seed_rank(config.seed, ctx.rank, start_step)
-    elif ctx.enabled and not main:
-        dist_utils.seed_rank(config.seed, ctx.rank)
-    net.train()
-    model: nn.Module = net
-    if ctx.enabled:
-        from torch.nn.parallel import DistributedDataParallel
-
-        # broadcast_buffers: rank 0's BN running statistics are copied to all ranks before each forward, so every
-        # rank holds the same buffers (they are equal anyway when the statistics are synchronized).
-        model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None,
-                                        broadcast_buffers=True)
-    forward = torch.compile(model) if config.compile else model
-    loss_forward = torch.compile(loss_fn) if config.compile else loss_fn
-
-    run_path = config.run_path
-    log_path = config.log_path
-    if main:
-        run_path.mkdir(parents=True, exist_ok=True)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        if ckpt is None and log_path.exists():
-            log_path.unlink()  # a fresh run starts a fresh log
-        elif ckpt is not None and log_path.exists():
-            _truncate_log(log_path, start_step)
-    preview_photos = _preview_photos(config, dataset) if main else []
-    style_name = Path(config.style).stem
-    title = f"{style_name} · {config.norm_spec.short_name} · width {config.width}"
-
-    def images_seen(at_step: int) -> int:
-        return images_before + (at_step - start_step) * global_batch
-
-    def checkpoint(step: int, elapsed: float) -> None:
-        if not main:
-            return
-        save_checkpoint(config.checkpoint_path, {
-            "config": config.to_dict(), "model": net.state_dict(), "optimizer": optimizer.state_dict(),
-            "step": step, "elapsed": elapsed, "rng": _rng_state(device), "bf16_autocast": use_amp,
-            "skipped_images": len(dataset.bad_files), "world_size": world, "global_batch": global_batch,
-            "images_seen": images_seen(step), "history": history})
-
-    progress = None
-    if config.progress and main:
-        from tqdm import tqdm
-
-        progress = tqdm(total=config.iterations, initial=start_step, unit="step", dynamic_ncols=True,
-                        desc=f"train {style_name}/{config.norm_spec.short_name}"
-                             + (f" ×{world} ranks" if ctx.enabled else ""))
-    recent: list[dict[str, float]] = []
-    window_start, window_images = time.perf_counter(), 0
-    t0 = time.perf_counter()
-    step = start_step
-    last_saved = start_step if ckpt is not None else None
-    try:
-        with _StopFlag() as stop:
-            while step < config.iterations:
-                batch = schedule.batch(step).to(device, non_blocking=True)
-                if channels_last:
-                    batch = batch.contiguous(memory_format=torch.channels_last)
-                optimizer.zero_grad(set_to_none=True)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    output = forward(batch)
-                    terms = loss_forward(output.float(), batch)
-                values = terms.as_floats()
-                stop_requested = stop.signal is not None
-                if ctx.enabled:
-                    # Global-batch means for the log and the NaN guard (every rank takes the same decision), and
-                    # a signal seen by any rank stops all of them at the same step.
-                    values, stop_requested = _reduce_step_values(values, stop_requested, device)
-                if not math.isfinite(values["loss"]):
-                    kept = (f"the last good checkpoint {config.checkpoint_path} (step {last_saved}) was kept"
-                            if last_saved is not None else "no checkpoint had been written yet")
-                    raise TrainingError(
-                        f"loss became {values['loss']} at step {step} (content {values['content']:.4g}, style "
-                        f"{values['style']:.4g}, tv {values['tv']:.4g}). The usual cause is loss weights that are "
-                        f"too high (style weight {weights.style:g}, content {weights.content:g}, tv {weights.tv:g}) "
-                        f"or a learning rate that is too high ({config.lr:g}): lower --style-weight or --lr. {kept}.")
-                terms.total.backward()
-                optimizer.step()
-                step += 1
-                window_images += batch.shape[0] * world
-                recent.append(values)
-                if on_step is not None:
-                    on_step(step, values)
-                if progress is not None:
-                    progress.update(1)
-                    progress.set_postfix(loss=f"{values['loss']:.3g}", content=f"{values['content']:.3g}",
-                                         style=f"{values['style']:.3g}", tv=f"{values['tv']:.2g}", refresh=False)
-                elapsed = elapsed_before + time.perf_counter() - t0
-                if main and config.log_interval and (step % config.log_interval == 0 or step == config.iterations):
-                    now = time.perf_counter()
-                    record = {"step": step, "epoch": round(schedule.epoch_of(step), 4),
-                              **{k: sum(r[k] for r in recent) / len(recent) for k in recent[0]},
-                              "lr": optimizer.param_groups[0]["lr"],
-                              "images_per_s": window_images / max(now - window_start, 1e-9),
-                              "elapsed_s": round(elapsed, 2)}
-                    if ctx.enabled:
-                        record["world_size"] = world
-                    sn = {name: layer.mixture_weights() for name, layer in switchable_layers(net)}
-                    if sn:
-                        record["sn_weights"] = sn
-                    with open(log_path, "a") as handle:
-                        handle.write(json.dumps(record) + "\n")
-                    recent, window_start, window_images = [], now, 0
-                if main and config.preview_interval and step % config.preview_interval == 0:
-                    _save_preview(net, preview_photos, device, step, run_path / "previews", title)
-                if config.checkpoint_interval and step % config.checkpoint_interval == 0:
-                    checkpoint(step, elapsed)
-                    last_saved = step
-                # A stop that arrives during the last step lets the run finish normally (the model gets written).
-                if step < config.iterations and (stop_requested or (stop_after is not None
-                                                                    and step - start_step >= stop_after)):
-                    checkpoint(step, elapsed)
-                    dist_utils.barrier(ctx)  # the checkpoint exists before any rank reports it
-                    raise TrainingInterrupted(step, config.checkpoint_path)
-    finally:
-        if progress is not None:
-            progress.close()
-
-    wall = elapsed_before + time.perf_counter() - t0
-    checkpoint(step, wall)
-    # Batch-average SN statistics are meaningless until finalized over training batches (docs/norms.md §5.3). Every
-    # rank takes part: with synchronized SN the finalize forwards pool statistics over the ranks.
-    if any(m.using_bn and not m.using_moving_average for _, m in switchable_layers(net)):
-        finalize_switchable_statistics(net, (schedule.batch(config.iterations + i).to(device) for i in range(50)))
-    net.eval()
-    bad_files: dict[str, str] = {}
-    for part in dist_utils.gather_objects(dict(dataset.bad_files), ctx):
-        bad_files.update(part)
-    total_images = images_seen(step)
-    run_images = total_images - images_before
-    run_wall = wall - elapsed_before
-    metadata: dict[str, Any] = {}
-    final: dict[str, float] = {}
-    curve = None
-    if main:
-        records = read_log(log_path)
-        final = _final_losses(records)
-        metadata = {
-            "name": config.name or Path(config.output).stem,
-            "style": {"name": style_name, "file": Path(config.style).name, "sha256": sha256_file(config.style),
-                      "size": list(style_image.shape[-2:])},
-            "norm": config.norm_spec.to_dict(),
-            "inference_statistics": config.norm_spec.inference_statistics,
-            "loss_network": lossnet_spec.describe(),
-            "loss_weights": weights.to_dict(),
-            "training": {**{k: v for k, v in config.to_dict().items()
-                            if k not in ("progress", "preview_images", "run_dir", "log_file", "output")},
-                         "steps": step, "images_seen": total_images, "wall_seconds": round(wall, 1),
-                         "images_per_second": round(run_images / run_wall, 3) if run_wall > 0 else None,
-                         "hardware": hardware_description(device), "device": device.type,
-                         "precision": precision_description(use_amp),
-                         "dataset_images": len(dataset), "skipped_images": len(bad_files),
-                         "world_size": world, "global_batch": global_batch, "batch_size_is": "per rank",
-                         "distributed": {**ctx.describe(), "history": history,
-                                         "batch_statistics": _batch_norm_mode(config, ctx, synced),
-                                         "synchronized_norm_layers": len(synced)}},
-            "final_losses": final,
-            "parameters": count_parameters(net),
-        }
-        model_path = save_model(config.output, net.cpu(), metadata, half=config.half_storage)
-        if records:
-            from styler.evidence.figures import plot_loss_curves
-
-            curve = plot_loss_curves({config.norm_spec.short_name: records}, config.loss_curve_path,
-                                     title=f"{style_name} · {config.norm_spec.short_name}")
-    else:
-        model_path = Path(config.output)
-        net.cpu()
-    dist_utils.barrier(ctx)  # the model file exists before any rank returns
-    return TrainResult(model_path=model_path, steps=step, wall_seconds=wall,
-                       images_per_second=run_images / run_wall if run_wall > 0 else 0.0, final_losses=final,
-                       log_path=log_path, loss_curve=curve, skipped_images=len(bad_files),
-                       metadata=metadata, net=net, rank=ctx.rank, world_size=world)
-
-
-def _reduce_step_values(values: dict[str, float], stop: bool, device: torch.device) -> tuple[dict[str, float], bool]:
-    """Mean of the loss terms over the ranks (equal per-rank batches: the global-batch mean) and any rank's stop."""
-    import torch.distributed as dist
-
-    keys = list(values)
-    packed = torch.tensor([values[k] for k in keys] + [1.0 if stop else 0.0], dtype=torch.float64,
-                          device=device if dist.get_backend() == "nccl" else "cpu")
-    dist.all_reduce(packed)
-    world = dist.get_world_size()
-    reduced = {k: float(packed[i]) / world for i, k in enumerate(keys)}
-    return reduced, bool(packed[-1] > 0)
-
-
-def read_log(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Records of a training log (JSON lines); unreadable lines (e.g. a torn last line) are skipped."""
-    records = []
-    path = Path(path)
-    if not path.exists():
-        return records
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """On resume, drop log records written after the checkpoint's step (they will be redone)."""
-    kept = [r for r in read_log(path) if r.get("step", 0) <= step]
-    path.write_text("".join(json.dumps(r) + "\n" for r in kept))
-
-
-def _final_losses(records: list[dict[str, Any]], last: int = 5) -> dict[str, float]:
-    tail = records[-last:]
-    if not tail:
-        return {}
-    return {k: sum(r[k] for r in tail) / len(tail) for k in ("loss", "content", "style", "tv") if k in tail[0]}

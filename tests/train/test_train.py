@@ -1,4 +1,5 @@
-"""Training pipeline: end-to-end CLI runs per norm, exact resume, Ctrl-C checkpoints, bad datasets, NaN guard."""
+"""Training pipeline: end-to-end CLI runs per norm, exact resume, Ctrl-C checkpoints, bad datasets, NaN guard,
+and the Trainer's parts."""
 
 from __future__ import annotations
 
@@ -15,14 +16,15 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from conftest import base_config
 from styler.cli import cli
-from styler.train.data import BatchSchedule, PhotoFolder
 from styler.errors import DatasetError, StylerError, TrainingError
 from styler.io.modelfile import load_model
 from styler.nn.norms import NormSpec
-from styler.train.trainer import TrainingInterrupted, train
-
-from conftest import base_config
+from styler.train.data import BatchSchedule, PhotoFolder
+from styler.train.runlog import read_log
+from styler.train.signals import TrainingInterrupted
+from styler.train.trainer import Trainer, train
 
 TINY = ["--width", "8", "--residual-blocks", "1", "--image-size", "64", "--batch-size", "2", "--style-size", "96",
         "--log-interval", "1", "--quiet"]
@@ -186,7 +188,7 @@ def test_missing_style_and_usage_errors(tmp_path, photos):
 
 def test_invalid_network_settings_are_user_errors(tmp_path):
     """A group count that does not divide every width is a clear error before any data or VGG is loaded."""
-    from styler.train.trainer import TrainConfig
+    from styler.train.config import TrainConfig
 
     common = dict(style="s.jpg", dataset=str(tmp_path), output=str(tmp_path / "m.pth"))
     with pytest.raises(StylerError, match="32 channels are not divisible by 3 groups"):
@@ -257,3 +259,21 @@ def test_training_precision_follows_the_hardware_and_is_recorded(tmp_path, photo
     assert precision.startswith("bf16") == expect_bf16, precision
     assert all(torch.isfinite(torch.tensor(v)) for v in result.final_losses.values())
     assert all(p.dtype == torch.float32 for p in result.net.parameters())  # master weights stay fp32
+
+
+def test_trainer_builds_everything_on_construction_and_runs(tmp_path, photos, style, vgg_weights):
+    """Construction builds the criterion, net, optimizer and run folder; run() trains, logs and writes the model."""
+    config = base_config(tmp_path, photos, style, vgg_weights, iterations=2, norm="sn", sn_using_bn=True)
+    trainer = Trainer(config)
+    assert trainer.current_step == 0 and trainer.last_saved is None
+    assert trainer.model is trainer.net and trainer.net.training  # one process: no DDP wrapper
+    assert [g["name"] for g in trainer.optimizer.param_groups] == ["weights", "sn_logits"]
+    assert trainer.criterion.weights.style == 5.0 and trainer.criterion.lossnet.sha256.startswith("927a3f71")
+    assert config.run_path.is_dir() and not config.log_path.exists()
+    steps = []
+    trainer.on_step = lambda step, values: steps.append(step)
+    result = trainer.run()
+    assert steps == [1, 2] and result.steps == 2 and trainer.last_saved == 2
+    records = read_log(config.log_path)
+    assert [r["step"] for r in records] == [1, 2] and "sn_weights" in records[0]
+    assert load_model(result.model_path).metadata["training"]["steps"] == 2

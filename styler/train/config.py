@@ -1,0 +1,204 @@
+"""The settings of a training run, its presets, and how command-line options and checkpoints become one.
+
+Why torch-free: the configuration is the contract between the command line, checkpoints and model files. Keeping it
+free of torch lets ``styler train`` take its defaults and choices from here at import time (one source of truth
+instead of a second hand-typed copy), reject bad settings — an unknown VGG layer, an unknown norm, a group count that
+does not divide a layer width — before the dataset scan, the VGG load or even the torch import, and lets tools read
+a checkpoint's configuration anywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from styler.errors import StylerError
+from styler.loss.taps import TAP_INDICES, unknown_taps
+from styler.nn.spec import ArchSpec, NormSpec
+
+__all__ = ["TrainConfig", "PRESETS", "RESUMABLE_OVERRIDES", "FROM_CHECKPOINT", "config_from_options",
+           "default_output", "iterations_for_epochs", "resumed_config"]
+
+#: Placeholder for the paths a resumed run takes from its checkpoint (``--resume`` without ``--style`` etc.).
+FROM_CHECKPOINT = "<checkpoint>"
+
+
+@dataclass
+class TrainConfig:
+    """All settings of a training run; stored in checkpoints and in the final model's metadata.
+
+    Loss weights left at ``None`` take the defaults of the loss network's convention
+    (:meth:`styler.loss.losses.LossWeights.for_lossnet`). The field order is the order of the stored dictionaries.
+    """
+
+    style: str
+    dataset: str
+    output: str
+    norm: str = "instance"
+    groups: int = 8
+    sn_using_bn: bool = False
+    width: int = 32
+    residual_blocks: int = 5
+    iterations: int = 2000
+    batch_size: int = 4
+    image_size: int = 256
+    style_size: int | None = 256
+    content_weight: float | None = None
+    style_weight: float | None = None
+    tv_weight: float | None = None
+    content_layer: str = "relu3_3"
+    style_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+    lr: float = 1e-3
+    seed: int = 42
+    device: str = "auto"
+    threads: int | None = None
+    amp: bool = True
+    channels_last: bool | None = None
+    compile: bool = False
+    vgg_source: str = "auto"
+    vgg_weights: str | None = None
+    vgg_convention: str | None = None
+    checkpoint_interval: int = 200
+    preview_interval: int = 200
+    log_interval: int = 10
+    run_dir: str | None = None
+    log_file: str | None = None
+    preview_images: tuple[str, ...] = ()
+    preview_count: int = 4
+    preview_size: int = 256
+    half_storage: bool = False
+    name: str | None = None
+    progress: bool = True
+    sync_bn: bool = True
+
+    def __post_init__(self) -> None:
+        self.style_layers = tuple(self.style_layers)
+        self.preview_images = tuple(self.preview_images)
+        unknown = unknown_taps((self.content_layer, *self.style_layers))
+        if unknown:
+            raise StylerError(f"unknown VGG16 layer {unknown[0]!r}; known: {', '.join(TAP_INDICES)}")
+        if self.iterations < 1 or self.batch_size < 1:
+            raise StylerError("iterations and batch size must be at least 1")
+        if self.image_size < 16:
+            raise StylerError(f"training image size {self.image_size} is too small (minimum 16)")
+        for key in ("checkpoint_interval", "preview_interval", "log_interval"):
+            if getattr(self, key) < 0:
+                raise StylerError(f"{key.replace('_', '-')} must be >= 0 (0 disables it)")
+        # A user error rather than a traceback, and before the dataset scan and the VGG load.
+        try:
+            self.arch.validate()
+        except ValueError as exc:
+            raise StylerError(f"invalid network settings: {exc}") from None
+
+    @property
+    def norm_spec(self) -> NormSpec:
+        """The norm as a spec; ``sn_using_bn`` only means something for switchable norm."""
+        switchable = NormSpec.parse(self.norm).kind == "switchable"
+        return NormSpec.parse(self.norm, groups=self.groups, using_bn=self.sn_using_bn if switchable else False)
+
+    @property
+    def arch(self) -> ArchSpec:
+        return ArchSpec(width=self.width, residual_blocks=self.residual_blocks, norm=self.norm_spec)
+
+    @property
+    def run_path(self) -> Path:
+        return Path(self.run_dir) if self.run_dir else Path(self.output).with_suffix(".run")
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_path / "checkpoint.pth"
+
+    @property
+    def log_path(self) -> Path:
+        return Path(self.log_file) if self.log_file else self.run_path / "log.jsonl"
+
+    @property
+    def loss_curve_path(self) -> Path:
+        return Path(self.output).with_suffix(".loss.png")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data (tuples as lists), as stored in checkpoints and model files."""
+        data = dataclasses.asdict(self)
+        data["style_layers"] = list(self.style_layers)
+        data["preview_images"] = list(self.preview_images)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; keys this version does not know (from a newer checkpoint) are ignored."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+#: Settings that may differ when a run is resumed; everything else must match the checkpoint.
+RESUMABLE_OVERRIDES = frozenset({"iterations", "checkpoint_interval", "preview_interval", "log_interval", "device",
+                                 "threads", "batch_size", "sync_bn",
+                                 "progress", "output", "run_dir", "log_file", "compile", "half_storage", "name"})
+
+#: Named bundles of settings for common situations (CLI: --preset).
+PRESETS: dict[str, dict[str, Any]] = {
+    # Recognizable style in well under 20 minutes on 2 CPU cores (measured in the README).
+    "cpu-quick": {"width": 16, "image_size": 128, "batch_size": 4, "iterations": 600, "style_size": 256,
+                  "checkpoint_interval": 100, "preview_interval": 100},
+    # The settings of the shipped model zoo (half width; quality measured against full width in the README).
+    "zoo": {"width": 16, "image_size": 160, "batch_size": 4, "iterations": 2000, "style_size": 256},
+    # Johnson et al.'s recipe, for a GPU: full width, 256 px crops, 40k steps at batch 4.
+    "paper": {"width": 32, "image_size": 256, "batch_size": 4, "iterations": 40000, "style_size": 256},
+}
+
+
+def default_output(style: str, norm: str) -> str:
+    """Where a run writes its model when no output is given: ``models/<style>_<norm>.pth``."""
+    return str(Path("models") / f"{Path(style).stem}_{norm.lower()}.pth")
+
+
+def config_from_options(options: Mapping[str, Any], *, explicit: Iterable[str] = (), preset: str | None = None,
+                        resuming: bool = False) -> tuple[TrainConfig, set[str]]:
+    """Build the configuration a command line asks for; returns it and the settings given explicitly.
+
+    ``options`` maps every :class:`TrainConfig` field the caller offers to its value (defaults included);
+    ``explicit`` names those the user actually passed. Why the distinction matters: a preset fills in only what was
+    not given explicitly, and a resumed run keeps its checkpoint's settings except the explicit ones (see
+    :func:`resumed_config`). When resuming, a missing style, dataset or output is :data:`FROM_CHECKPOINT` and not
+    explicit; otherwise a missing output becomes :func:`default_output`.
+    """
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    values = dict(options)
+    given = set(explicit) & fields
+    if preset:
+        if preset not in PRESETS:
+            raise StylerError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+        values.update({key: value for key, value in PRESETS[preset].items() if key not in given})
+        if not resuming:
+            given |= set(PRESETS[preset])
+    if resuming:
+        for key in ("style", "dataset", "output"):
+            if not values.get(key):
+                values[key] = FROM_CHECKPOINT
+                given.discard(key)
+    elif values.get("style") and not values.get("output"):
+        values["output"] = default_output(values["style"], values.get("norm", "instance"))
+    return TrainConfig(**values), given
+
+
+def resumed_config(saved: TrainConfig, requested: TrainConfig, explicit: Iterable[str]) -> TrainConfig:
+    """The checkpoint's config wins; explicitly given options may only change the resumable settings."""
+    conflicts = []
+    merged = dataclasses.replace(saved)
+    for key in explicit:
+        new, old = getattr(requested, key), getattr(saved, key)
+        if key in RESUMABLE_OVERRIDES:
+            setattr(merged, key, new)
+        elif new != old:
+            conflicts.append(f"--{key.replace('_', '-')} ({old!r} in the checkpoint, {new!r} given)")
+    if conflicts:
+        raise StylerError("cannot change these settings when resuming: " + ", ".join(conflicts))
+    return merged
+
+
+def iterations_for_epochs(epochs: float, images: int, batch_size: int, world_size: int = 1) -> int:
+    """Optimizer steps for ``epochs`` passes over ``images`` photos at a global batch of ``batch_size·world_size``."""
+    return max(1, round(epochs * images / (batch_size * world_size)))

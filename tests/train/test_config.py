@@ -1,0 +1,131 @@
+"""The torch-free training configuration: imports, validation, CLI defaults, presets and option bookkeeping."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+import click
+import pytest
+
+from styler.errors import StylerError
+from styler.nn.registry import norm_choices
+from styler.train.config import (
+    FROM_CHECKPOINT,
+    PRESETS,
+    TrainConfig,
+    config_from_options,
+    default_output,
+    iterations_for_epochs,
+    resumed_config,
+)
+
+COMMON = dict(style="art/starry.jpg", dataset="photos", output="m.pth")
+
+
+def _imports_torch(code: str) -> bool:
+    probe = f"import sys\n{code}\nprint('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    return result.stdout.strip().splitlines()[-1] == "True"
+
+
+def test_configuration_and_the_train_command_import_without_torch() -> None:
+    assert not _imports_torch("import styler.train.config")
+    assert not _imports_torch("import styler.train\nfrom styler.train import TrainConfig, PRESETS, TrainingInterrupted")
+    assert not _imports_torch("import styler.cli.train")
+    # Negative control: the probe does see torch when it is imported.
+    assert _imports_torch("import styler.train\nstyler.train.Trainer")
+
+
+def test_validation_rejects_bad_layers_norms_and_sizes() -> None:
+    with pytest.raises(StylerError, match="unknown VGG16 layer 'relu9_9'"):
+        TrainConfig(**COMMON, content_layer="relu9_9")
+    with pytest.raises(StylerError, match="unknown VGG16 layer 'conv1_1'"):
+        TrainConfig(**COMMON, style_layers=("relu1_2", "conv1_1"))
+    with pytest.raises(StylerError, match="invalid network settings: unknown norm 'fancy'"):
+        TrainConfig(**COMMON, norm="fancy")
+    with pytest.raises(StylerError, match="invalid network settings: .*16 channels are not divisible by 3"):
+        TrainConfig(**COMMON, norm="gn", groups=3, width=16)
+    with pytest.raises(StylerError, match="too small"):
+        TrainConfig(**COMMON, image_size=8)
+    with pytest.raises(StylerError, match="log-interval must be >= 0"):
+        TrainConfig(**COMMON, log_interval=-1)
+    assert TrainConfig(**COMMON, norm="sn", sn_using_bn=True).norm_spec.using_bn
+    assert not TrainConfig(**COMMON, norm="in", sn_using_bn=True).norm_spec.using_bn  # only SN has a BN branch
+
+
+def test_tap_table_is_shared_with_the_loss_network() -> None:
+    from styler.loss import lossnet, taps
+
+    assert lossnet.TAP_INDICES is taps.TAP_INDICES
+
+
+def test_to_dict_round_trips_and_ignores_unknown_keys() -> None:
+    config = TrainConfig(**COMMON, norm="gn", groups=4, preview_images=("a.jpg",))
+    data = config.to_dict()
+    assert data["style_layers"] == list(config.style_layers) and data["preview_images"] == ["a.jpg"]
+    assert list(data) == [f.name for f in dataclasses.fields(TrainConfig)]  # the stored order is the field order
+    assert TrainConfig.from_dict({**data, "from_a_newer_version": 1}) == config
+
+
+def _cli_defaults() -> dict[str, object]:
+    """The values ``styler train`` parses when no option is given, by config field name."""
+    from styler.cli.train import FIELD_OF_PARAM, train
+
+    with train.make_context("train", []) as ctx:
+        return {FIELD_OF_PARAM.get(name, name): value for name, value in ctx.params.items()}
+
+
+def test_every_cli_default_is_the_config_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    from styler.cli.train import train
+
+    for variable in ("STYLER_VGG_WEIGHTS", "STYLER_VGG_CONVENTION"):  # environment values are not defaults
+        monkeypatch.delenv(variable, raising=False)
+
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    cli = _cli_defaults()
+    offered = set(cli) & set(fields)
+    assert len(offered) >= 30, sorted(offered)
+    for name in offered:
+        expected = fields[name].default
+        if name in ("style", "dataset", "output"):
+            assert expected is dataclasses.MISSING and cli[name] is None, name
+        elif name == "style_layers":
+            assert cli[name] == ",".join(expected), name
+        elif name == "progress":
+            assert cli[name] is (not expected), name  # --quiet
+        else:
+            assert cli[name] == expected, name
+    choices = {p.name: p.type.choices for p in train.params if isinstance(p.type, click.Choice)}
+    assert list(choices["preset"]) == list(PRESETS)
+    assert list(choices["norm"]) == norm_choices()
+
+
+def test_presets_fill_in_only_what_was_not_given() -> None:
+    options = dict(COMMON, output=None, width=8, iterations=5)
+    config, explicit = config_from_options(options, explicit={"width", "style", "dataset", "nproc"}, preset="zoo")
+    assert config.width == 8  # given explicitly: kept
+    assert (config.image_size, config.iterations) == (160, 2000)  # from the preset (iterations only defaulted)
+    assert config.output == default_output("art/starry.jpg", "instance") == "models/starry_instance.pth"
+    assert explicit == {"width", "style", "dataset"} | set(PRESETS["zoo"])  # "nproc" is no setting
+    with pytest.raises(StylerError, match="unknown preset"):
+        config_from_options(options, preset="huge")
+
+
+def test_resumed_options_come_from_the_checkpoint() -> None:
+    options = dict(style=None, dataset=None, output=None, iterations=9)
+    config, explicit = config_from_options(options, explicit={"iterations", "output"}, preset="zoo", resuming=True)
+    assert (config.style, config.dataset, config.output) == (FROM_CHECKPOINT,) * 3
+    assert explicit == {"iterations"}  # the preset is not explicit when resuming, nor are absent paths
+    saved = TrainConfig(**COMMON, iterations=4, lr=0.01)
+    merged = resumed_config(saved, config, explicit)
+    assert (merged.iterations, merged.lr, merged.style) == (9, 0.01, COMMON["style"])
+    with pytest.raises(StylerError, match=r"cannot change these settings when resuming: --lr \(0.01"):
+        resumed_config(saved, TrainConfig(**COMMON, lr=0.5), {"lr", "iterations"})
+
+
+def test_iterations_for_epochs() -> None:
+    assert iterations_for_epochs(1, 6, 2) == 3
+    assert iterations_for_epochs(2, 6, 2, world_size=2) == 3
+    assert iterations_for_epochs(0.01, 6, 4) == 1  # never zero steps
