@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from styler.nn.registry import norm_choices
-from styler.train.config import PRESETS, TrainConfig, config_from_options
+from styler.train.config import PRESETS, TrainConfig, config_from_options, style_settings
 from styler.train.signals import TrainingInterrupted
 
 #: TrainConfig field -> its default, for the options below.
@@ -30,7 +30,10 @@ def _explicit(ctx: click.Context) -> set[str]:
 
     given = {name for name in ctx.params
              if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None)}
-    return {FIELD_OF_PARAM.get(name, name) for name in given}
+    fields = {FIELD_OF_PARAM.get(name, name) for name in given}
+    if given & {"styles", "styles_dir", "add_style"}:  # the style options together set these fields
+        fields |= {"style", "styles", "style_weights"}
+    return fields
 
 
 def _check_style_and_dataset(options: dict[str, Any]) -> None:
@@ -39,12 +42,21 @@ def _check_style_and_dataset(options: dict[str, Any]) -> None:
     missing = [f"--{k}" for k in ("style", "dataset") if not options.get(k)]
     if missing:
         raise click.UsageError(f"missing {' and '.join(missing)} (or use --resume CHECKPOINT)")
-    if not Path(options["style"]).is_file():
-        raise click.BadParameter(f"style image not found: {options['style']}", param_hint="--style")
+    for style in options.get("styles") or (options["style"],):
+        if not Path(style).is_file():
+            raise click.BadParameter(f"style image not found: {style}", param_hint="--style")
 
 
 @click.command(context_settings={"show_default": True})
-@click.option("--style", "-s", type=click.Path(dir_okay=False), help="Style image (any format Pillow reads).")
+@click.option("--style", "-s", "styles", multiple=True, metavar="IMAGE[:WEIGHT]",
+              help="Style image (any format Pillow reads). Repeat it to train one network on several styles "
+                   "(conditional instance norm, a (γ, β) per style); ':WEIGHT' sets that style's style weight.")
+@click.option("--styles", "styles_dir", type=click.Path(file_okay=False),
+              help="Train on every image in this folder as a style (one multi-style network).")
+@click.option("--add-style", type=click.Path(dir_okay=False), metavar="IMAGE[:WEIGHT]",
+              help="Add this style to the model given with --from, training only its new (γ, β); the rest of the "
+                   "network stays exactly as it is.")
+@click.option("--from", "base_model", help="The model (file or bundled name) --add-style extends.")
 @click.option("--dataset", "-d", type=click.Path(file_okay=False),
               help="Folder of training photos (searched recursively).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False),
@@ -159,6 +171,8 @@ def train(ctx: click.Context, **options) -> None:
 
     resume = options.pop("resume")
     epochs = options.pop("epochs")
+    options.update(style_settings(options.pop("styles"), options.pop("styles_dir"), options.pop("add_style"),
+                                  options.pop("base_model")))
     preset = options.pop("preset")
     options["compile"] = options.pop("compile_")
     options["progress"] = not options.pop("quiet")

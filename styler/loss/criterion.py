@@ -10,6 +10,7 @@ silently make the scripts measure a different loss from the one training optimiz
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from styler.loss.losses import LossWeights, PerceptualLoss
 from styler.loss.lossnet import LossNetSpec, VGG16Features
 from styler.train.data import load_style_image
 
-__all__ = ["Criterion", "build_criterion", "cast_lossnet_to_bf16", "resolve_loss_weights"]
+__all__ = ["Criterion", "build_criterion", "build_style_criteria", "cast_lossnet_to_bf16", "resolve_loss_weights"]
 
 def resolve_loss_weights(convention: str, *, content: float | None = None, style: float | None = None,
                          tv: float | None = None, content_layer: str | None = None,
@@ -67,7 +68,8 @@ class Criterion:
     style_image: torch.Tensor
     bf16: bool = False
 
-    def with_style(self, style: str | os.PathLike[str] | torch.Tensor, style_size: int | None = None) -> Criterion:
+    def with_style(self, style: str | os.PathLike[str] | torch.Tensor, style_size: int | None = None, *,
+                   style_weight: float | None = None) -> Criterion:
         """The same loss against another style image, sharing this criterion's (frozen) loss network.
 
         Loading and verifying VGG16 is the slow part; measuring many paintings against one set of photos needs it
@@ -76,8 +78,10 @@ class Criterion:
         if self.bf16:
             raise ValueError("with_style needs an fp32 criterion: style Grams are computed in fp32")
         image = _style_tensor(style, style_size)
-        loss = PerceptualLoss(self.loss.lossnet, image, self.weights)
-        return Criterion(loss=loss, weights=self.weights, lossnet=self.lossnet, style_image=image)
+        weights = self.weights if style_weight is None else dataclasses.replace(self.weights, style=style_weight)
+        device = next(self.loss.lossnet.parameters()).device
+        loss = PerceptualLoss(self.loss.lossnet, image.to(device), weights)
+        return Criterion(loss=loss, weights=weights, lossnet=self.lossnet, style_image=image)
 
 
 def _style_tensor(style: str | os.PathLike[str] | torch.Tensor, style_size: int | None) -> torch.Tensor:
@@ -107,3 +111,29 @@ def build_criterion(lossnet: LossNetSpec, style: str | os.PathLike[str] | torch.
     if bf16:
         cast_lossnet_to_bf16(loss)
     return Criterion(loss=loss, weights=weights, lossnet=lossnet, style_image=image, bf16=bf16)
+
+
+def build_style_criteria(lossnet: LossNetSpec, styles: Sequence[str | os.PathLike[str] | torch.Tensor], *,
+                         style_weights: Sequence[float | None] = (), style_size: int | None = None,
+                         content_weight: float | None = None, style_weight: float | None = None,
+                         tv_weight: float | None = None, content_layer: str | None = None,
+                         style_layers: Sequence[str] | None = None, device: torch.device | str = "cpu",
+                         bf16: bool = False) -> list[Criterion]:
+    """One criterion per style, all sharing one frozen VGG16 (a multi-style run holds VGG once, not N times).
+
+    ``style_weights[i]`` overrides the style weight of style *i* (paintings far from photos need a lower one; see
+    ``scripts/style_distance.py``). Every style's Grams are computed in fp32 before the shared conv stack is cast to
+    bf16 (once, when ``bf16``).
+    """
+    run_weight = resolve_loss_weights(lossnet.convention, style=style_weight).style
+    weights = [run_weight if w is None else w
+               for w in list(style_weights) + [None] * (len(styles) - len(style_weights))]
+    first = build_criterion(lossnet, styles[0], style_size=style_size, content_weight=content_weight,
+                            style_weight=weights[0], tv_weight=tv_weight, content_layer=content_layer,
+                            style_layers=style_layers, device=device, bf16=False)
+    criteria = [first] + [first.with_style(style, style_size, style_weight=weight)
+                          for style, weight in zip(styles[1:], weights[1:])]
+    if bf16:
+        cast_lossnet_to_bf16(first.loss)  # the conv stack is one module shared by every criterion
+        criteria = [dataclasses.replace(c, bf16=True) for c in criteria]
+    return criteria

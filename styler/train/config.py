@@ -10,7 +10,7 @@ a checkpoint's configuration anywhere.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from styler.loss.taps import TAP_INDICES, unknown_taps
 from styler.nn.spec import ArchSpec, NormSpec
 
 __all__ = ["TrainConfig", "PRESETS", "RESUMABLE_OVERRIDES", "FROM_CHECKPOINT", "config_from_options",
-           "default_output", "iterations_for_epochs", "resumed_config"]
+           "default_output", "iterations_for_epochs", "resumed_config", "style_settings", "parse_style_argument"]
 
 #: Placeholder for the paths a resumed run takes from its checkpoint (``--resume`` without ``--style`` etc.).
 FROM_CHECKPOINT = "<checkpoint>"
@@ -73,10 +73,14 @@ class TrainConfig:
     name: str | None = None
     progress: bool = True
     sync_bn: bool = True
+    styles: tuple[str, ...] = ()
+    style_weights: tuple[float | None, ...] = ()
+    base_model: str | None = None
 
     def __post_init__(self) -> None:
         self.style_layers = tuple(self.style_layers)
         self.preview_images = tuple(self.preview_images)
+        self._check_styles()
         unknown = unknown_taps((self.content_layer, *self.style_layers))
         if unknown:
             raise StylerError(f"unknown VGG16 layer {unknown[0]!r}; known: {', '.join(TAP_INDICES)}")
@@ -93,9 +97,40 @@ class TrainConfig:
         except ValueError as exc:
             raise StylerError(f"invalid network settings: {exc}") from None
 
+    def _check_styles(self) -> None:
+        """Several styles (or a style added to a model) train one conditional-instance-norm network."""
+        self.styles = tuple(str(s) for s in self.styles)
+        self.style_weights = tuple(self.style_weights)
+        if self.styles and self.styles[0] != self.style:
+            raise StylerError("the first of several styles must be the run's style")
+        if self.style_weights and len(self.style_weights) != len(self.style_list):
+            raise StylerError(f"{len(self.style_weights)} style weights for {len(self.style_list)} styles")
+        multi = len(self.styles) > 1 or self.base_model is not None
+        if multi and NormSpec.parse(self.norm).kind not in ("instance", "conditional"):
+            raise StylerError(f"several styles share one network through conditional instance norm (--norm cin); "
+                              f"--norm {self.norm} cannot hold more than one style")
+
+    @property
+    def style_list(self) -> tuple[str, ...]:
+        """Every style image this run trains, in style-index order (one for a single-style run)."""
+        return self.styles if self.styles else (self.style,)
+
+    @property
+    def multi_style(self) -> bool:
+        return len(self.style_list) > 1
+
+    def style_weight_for(self, index: int) -> float | None:
+        """The style loss weight of style ``index`` (None: the run's ``style_weight`` or the convention's)."""
+        given = self.style_weights[index] if self.style_weights else None
+        return self.style_weight if given is None else given
+
     @property
     def norm_spec(self) -> NormSpec:
-        """The norm as a spec; ``sn_using_bn`` only means something for switchable norm."""
+        """The norm as a spec; ``sn_using_bn`` only means something for switchable norm. A multi-style run is
+        conditional instance norm with one (γ, β) per style (an added style's count is the base model's plus one,
+        settled by the trainer)."""
+        if self.multi_style:
+            return NormSpec(kind="conditional", num_styles=len(self.style_list))
         switchable = NormSpec.parse(self.norm).kind == "switchable"
         return NormSpec.parse(self.norm, groups=self.groups, using_bn=self.sn_using_bn if switchable else False)
 
@@ -124,6 +159,12 @@ class TrainConfig:
         data = dataclasses.asdict(self)
         data["style_layers"] = list(self.style_layers)
         data["preview_images"] = list(self.preview_images)
+        # Left out at their defaults, so a single-style run's checkpoints and model files read as they always did.
+        for key in _MULTI_STYLE_FIELDS:
+            if not data[key]:
+                del data[key]
+            elif isinstance(data[key], tuple):
+                data[key] = list(data[key])
         return data
 
     @classmethod
@@ -132,6 +173,9 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
+
+#: Multi-style settings, written only when used.
+_MULTI_STYLE_FIELDS = ("styles", "style_weights", "base_model")
 
 #: Settings that may differ when a run is resumed; everything else must match the checkpoint.
 RESUMABLE_OVERRIDES = frozenset({"iterations", "checkpoint_interval", "preview_interval", "log_interval", "device",
@@ -202,3 +246,58 @@ def resumed_config(saved: TrainConfig, requested: TrainConfig, explicit: Iterabl
 def iterations_for_epochs(epochs: float, images: int, batch_size: int, world_size: int = 1) -> int:
     """Optimizer steps for ``epochs`` passes over ``images`` photos at a global batch of ``batch_size·world_size``."""
     return max(1, round(epochs * images / (batch_size * world_size)))
+
+
+#: Image suffixes a ``--styles DIR`` folder is searched for.
+_STYLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def parse_style_argument(text: str) -> tuple[str, float | None]:
+    """``painting.jpg`` or ``painting.jpg:2`` (the style weight of that style) → (path, weight or None).
+
+    Only a trailing ``:NUMBER`` is a weight, so paths with colons elsewhere still work.
+    """
+    path, sep, tail = str(text).rpartition(":")
+    if sep and path:
+        try:
+            weight = float(tail)
+        except ValueError:
+            return str(text), None
+        if not weight > 0 or weight != weight or weight == float("inf"):
+            raise StylerError(f"style weight in {text!r} must be a positive number")
+        return path, weight
+    return str(text), None
+
+
+def style_settings(styles: Sequence[str] = (), styles_dir: str | None = None, add_style: str | None = None,
+                   base_model: str | None = None) -> dict[str, Any]:
+    """The style fields of a :class:`TrainConfig` from the command line's ``--style`` (repeatable,
+    ``PATH[:WEIGHT]``), ``--styles DIR``, and ``--add-style PATH --from MODEL``.
+
+    One style gives an ordinary single-style run; several give one conditional-instance-norm network with a
+    (γ, β) per style; an added style trains only its own (γ, β) on top of ``base_model``. Returns ``style`` (None
+    when nothing was given), ``styles``, ``style_weights`` and ``base_model``.
+    """
+    if (add_style is None) != (base_model is None):
+        raise StylerError("--add-style and --from go together: the style to add and the model to add it to")
+    if add_style is not None and (styles or styles_dir):
+        raise StylerError("--add-style trains one new style; leave out --style/--styles")
+    parsed = [parse_style_argument(s) for s in styles]
+    if styles_dir is not None:
+        folder = Path(styles_dir)
+        if not folder.is_dir():
+            raise StylerError(f"--styles: not a folder: {styles_dir}")
+        found = sorted(p for p in folder.iterdir() if p.suffix.lower() in _STYLE_SUFFIXES and p.is_file())
+        if not found:
+            raise StylerError(f"--styles: no images in {styles_dir}")
+        parsed += [(str(p), None) for p in found]
+    if add_style is not None:
+        parsed = [parse_style_argument(add_style)]
+    if not parsed:
+        return {"style": None, "styles": (), "style_weights": (), "base_model": None}
+    paths = [path for path, _ in parsed]
+    if len(set(paths)) != len(paths):
+        raise StylerError("the same style image is given twice")
+    weights = tuple(w for _, w in parsed)
+    return {"style": paths[0], "styles": tuple(paths) if len(paths) > 1 else (),
+            "style_weights": weights if any(w is not None for w in weights) else (), "base_model": base_model}

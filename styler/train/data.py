@@ -22,7 +22,7 @@ from PIL import Image
 from styler.errors import DatasetError, ImageError
 from styler.io.images import find_images, open_rgb
 
-__all__ = ["PhotoFolder", "BatchSchedule", "load_style_image", "resize_short_side"]
+__all__ = ["PhotoFolder", "BatchSchedule", "StyleSchedule", "load_style_image", "resize_short_side"]
 
 #: Crops whose per-channel standard deviation is below this (0–255 units) are treated as blank.
 FLAT_STD_THRESHOLD = 2.0
@@ -158,3 +158,27 @@ class BatchSchedule:
             images.append(crop)
         return torch.stack(images).float().div_(255.0)
 
+
+
+class StyleSchedule:
+    """Which style a multi-style step trains: a function of (seed, step) alone, so a resumed run is exact.
+
+    Every cycle of ``num_styles`` steps visits each style once, in an order reshuffled per cycle: the styles get equal
+    training, and no style is trained on the same photos' positions in every cycle. With one style every step is
+    style 0.
+    """
+
+    def __init__(self, num_styles: int, seed: int) -> None:
+        if num_styles < 1:
+            raise ValueError("a style schedule needs at least one style")
+        self.num_styles = num_styles
+        self.seed = seed
+        self._cycle: tuple[int, np.ndarray] | None = None
+
+    def style(self, step: int) -> int:
+        if self.num_styles == 1:
+            return 0
+        cycle, slot = divmod(step, self.num_styles)
+        if self._cycle is None or self._cycle[0] != cycle:
+            self._cycle = (cycle, np.random.default_rng([self.seed, 7, cycle]).permutation(self.num_styles))
+        return int(self._cycle[1][slot])

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from styler.io.files import sha256_file
+from styler.nn.spec import ArchSpec
 from styler.train.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -117,14 +118,26 @@ def _training_record(config: TrainConfig, facts: RunFacts, ctx: DistContext, dev
 
 
 def model_metadata(config: TrainConfig, criterion: Criterion, facts: RunFacts, ctx: DistContext,
-                   device: torch.device) -> dict[str, Any]:
-    """The metadata block of the model file (see :mod:`styler.io.modelfile`); the key order is the file's."""
-    return {
+                   device: torch.device, *, arch: ArchSpec | None = None,
+                   styles: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The metadata block of the model file (see :mod:`styler.io.modelfile`); the key order is the file's.
+
+    A multi-style (conditional norm) model also lists ``styles``, one record per (γ, β) row, in row order; its
+    ``style`` is the first of them, so tools that show one style per model keep working.
+    """
+    norm = (arch or config.arch).norm
+    data: dict[str, Any] = {
         "name": config.name or Path(config.output).stem,
         "style": {"name": Path(config.style).stem, "file": Path(config.style).name,
                   "sha256": sha256_file(config.style), "size": list(criterion.style_image.shape[-2:])},
-        "norm": config.norm_spec.to_dict(),
-        "inference_statistics": config.norm_spec.inference_statistics,
+    }
+    if styles:
+        data["style"] = {k: v for k, v in styles[0].items() if k != "style_weight"}
+        data["styles"] = styles
+    return {
+        **data,
+        "norm": norm.to_dict(),
+        "inference_statistics": norm.inference_statistics,
         "loss_network": criterion.lossnet.describe(),
         "loss_weights": criterion.weights.to_dict(),
         "training": _training_record(config, facts, ctx, device),

@@ -6,6 +6,7 @@ what the saved model will actually do (for batch norm, with running statistics r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -39,8 +40,12 @@ def preview_photos(config: TrainConfig, dataset: PhotoFolder) -> list[torch.Tens
 
 
 def save_preview(net: nn.Module, photos: list[torch.Tensor], device: torch.device, step: int, folder: Path,
-                 title: str) -> Path | None:
-    """Write ``step_NNNNNN.png`` and ``latest.png`` (photos above, outputs below); the net's mode is restored."""
+                 title: str, styles: list[tuple[str, Callable[[], None]]] | None = None) -> Path | None:
+    """Write ``step_NNNNNN.png`` and ``latest.png`` (photos above, outputs below); the net's mode is restored.
+
+    ``styles`` (a multi-style network): one output row per style, each ``(name, select)`` where ``select()`` makes
+    the network apply that style.
+    """
     if not photos:
         return None
     from styler.evidence.figures import image_grid
@@ -48,11 +53,15 @@ def save_preview(net: nn.Module, photos: list[torch.Tensor], device: torch.devic
 
     was_training = net.training
     net.eval()
+    rows, labels = [], []
     with torch.no_grad():
-        outputs = [tensor_to_pil(net(p.to(device)).cpu()) for p in photos]
+        for name, select in styles or [(f"step {step}", lambda: None)]:
+            select()
+            rows.append([tensor_to_pil(net(p.to(device)).cpu()) for p in photos])
+            labels.append(f"{name}, step {step}" if styles else name)
     net.train(was_training)
-    grid = image_grid([[tensor_to_pil(p) for p in photos], outputs], cell=max(p.shape[-1] for p in photos) // 2 * 2,
-                      row_labels=["photo", f"step {step}"], title=title)
+    grid = image_grid([[tensor_to_pil(p) for p in photos], *rows], cell=max(p.shape[-1] for p in photos) // 2 * 2,
+                      row_labels=["photo", *labels], title=title)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"step_{step:06d}.png"
     grid.save(path)

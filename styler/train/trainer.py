@@ -43,7 +43,7 @@ from torch import nn
 from styler.devices import bf16_is_fast, resolve_device
 from styler.errors import TrainingError
 from styler.io.modelfile import save_model
-from styler.loss.criterion import build_criterion
+from styler.loss.criterion import build_style_criteria
 from styler.loss.lossnet import resolve_lossnet_spec
 from styler.nn.network import TransformerNet, count_parameters
 from styler.nn.norms import finalize_switchable_statistics, switchable_layers
@@ -55,6 +55,7 @@ from styler.train.metadata import RunFacts, model_metadata
 from styler.train.previews import preview_photos, save_preview
 from styler.train.runlog import RunLog, StepWindow, final_losses, read_log
 from styler.train.signals import StopFlag, TrainingInterrupted
+from styler.train.styles import StylePlan
 
 __all__ = ["Trainer", "TrainConfig", "TrainResult", "TrainingInterrupted", "train", "PRESETS",
            "RESUMABLE_OVERRIDES", "make_optimizer", "read_log"]
@@ -144,17 +145,22 @@ class Trainer:
         self.schedule = BatchSchedule(self.dataset, config.batch_size, config.seed, rank=ctx.rank,
                                       world_size=ctx.world_size, origin_step=self.resume.step,
                                       origin_position=self.resume.images_seen)
-        self.criterion = build_criterion(
-            resolve_lossnet_spec(config.vgg_source, config.vgg_weights, config.vgg_convention), config.style,
+        self.styles = StylePlan.for_config(config)
+        self.criteria = build_style_criteria(
+            resolve_lossnet_spec(config.vgg_source, config.vgg_weights, config.vgg_convention), config.style_list,
+            style_weights=[config.style_weight_for(i) for i in range(len(config.style_list))],
             style_size=config.style_size, content_weight=config.content_weight, style_weight=config.style_weight,
             tv_weight=config.tv_weight, content_layer=config.content_layer, style_layers=config.style_layers,
             device=device, bf16=self.use_amp)
+        self.criterion = self.criteria[0]
         self.net, self.synced = self._build_net()
+        self.styles.prepare(self.net)
         self.optimizer = make_optimizer(self.net, config.lr)
         self._restore(checkpoint)
         self.model = self._wrap_ddp()
         self.forward = torch.compile(self.model) if config.compile else self.model
-        self.loss_forward = torch.compile(self.criterion.loss) if config.compile else self.criterion.loss
+        self.loss_forwards = [torch.compile(c.loss) if config.compile else c.loss for c in self.criteria]
+        self._style_windows: dict[int, list[dict[str, float]]] = {}
         self.run_log = RunLog(config.log_path)
         self._preview_images = self._prepare_run_folder(resumed=checkpoint is not None)
         self.current_step = self.resume.step
@@ -183,11 +189,12 @@ class Trainer:
         return use_amp
 
     def _build_net(self) -> tuple[TransformerNet, list[str]]:
-        net = TransformerNet(self.config.arch).to(self.device)
+        net = TransformerNet(self.styles.arch).to(self.device)
         synced = dist_utils.convert_sync_norms(net) if (self.ctx.enabled and self.config.sync_bn) else []
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
-            self.criterion.loss = self.criterion.loss.to(memory_format=torch.channels_last)
+            for criterion in self.criteria:
+                criterion.loss = criterion.loss.to(memory_format=torch.channels_last)
         return net, synced
 
     def _restore(self, checkpoint: dict[str, Any] | None) -> None:
@@ -285,9 +292,11 @@ class Trainer:
         if self.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         self.optimizer.zero_grad(set_to_none=True)
+        style = self.styles.criterion_for(self.current_step)
+        self.styles.select(self.net, style)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
             output = self.forward(batch)
-            terms = self.loss_forward(output.float(), batch)
+            terms = self.loss_forwards[style](output.float(), batch)
         values = terms.as_floats()
         stop_requested = stop.raised
         if self.ctx.enabled:
@@ -301,6 +310,8 @@ class Trainer:
         self.current_step += 1
         if self._window is not None:
             self._window.add(values, batch.shape[0] * self.ctx.world_size)
+            if self.config.multi_style:
+                self._style_windows.setdefault(style, []).append(values)
         return values, stop_requested
 
     def _diverged(self, values: dict[str, float]) -> TrainingError:
@@ -327,14 +338,24 @@ class Trainer:
         sn = {name: layer.mixture_weights() for name, layer in switchable_layers(self.net)}
         if sn:
             record["sn_weights"] = sn
+        if self._style_windows:
+            record["styles"] = {Path(self.config.style_list[i]).stem: {k: sum(v[k] for v in vs) / len(vs)
+                                                                       for k in vs[0]}
+                                for i, vs in sorted(self._style_windows.items())}
+            self._style_windows = {}
         self.run_log.append(record)
         window.reset(now)
 
     def preview(self) -> None:
         if self.main and self._due(self.config.preview_interval):
-            title = f"{self.style_name} · {self.config.norm_spec.short_name} · width {self.config.width}"
+            arch = self.styles.arch
+            title = f"{self.style_name} · {arch.norm.short_name} · width {arch.width}"
+            styles = None
+            if self.styles.conditional:
+                styles = [(Path(path).stem, lambda i=i: self.styles.select(self.net, i))
+                          for i, path in enumerate(self.config.style_list)]
             save_preview(self.net, self._preview_images, self.device, self.current_step,
-                         self.config.run_path / "previews", title)
+                         self.config.run_path / "previews", title, styles=styles)
 
     def checkpoint(self, elapsed: float) -> None:
         """Write the checkpoint of the current step (rank 0); every rank remembers it as the last good one."""
@@ -370,7 +391,10 @@ class Trainer:
         metadata: dict[str, Any] = {}
         curve = None
         if self.main:
-            metadata = model_metadata(self.config, self.criterion, facts, self.ctx, self.device)
+            self.styles.select(self.net, 0)
+            metadata = model_metadata(self.config, self.criterion, facts, self.ctx, self.device, arch=self.styles.arch,
+                                      styles=self.styles.style_records(self.config, self.criteria)
+                                      if self.styles.conditional else None)
             model_path = save_model(self.config.output, self.net.cpu(), metadata, half=self.config.half_storage)
             curve = self._plot_loss_curve(records)
         else:

@@ -65,8 +65,34 @@ def test_to_dict_round_trips_and_ignores_unknown_keys() -> None:
     config = TrainConfig(**COMMON, norm="gn", groups=4, preview_images=("a.jpg",))
     data = config.to_dict()
     assert data["style_layers"] == list(config.style_layers) and data["preview_images"] == ["a.jpg"]
-    assert list(data) == [f.name for f in dataclasses.fields(TrainConfig)]  # the stored order is the field order
+    multi = ("styles", "style_weights", "base_model")  # written only by multi-style runs
+    assert list(data) == [f.name for f in dataclasses.fields(TrainConfig) if f.name not in multi]  # field order
     assert TrainConfig.from_dict({**data, "from_a_newer_version": 1}) == config
+    several = TrainConfig(**{**COMMON, "styles": (COMMON["style"], "b.jpg"), "style_weights": (None, 2.0)})
+    stored = several.to_dict()
+    assert stored["styles"] == [COMMON["style"], "b.jpg"] and stored["style_weights"] == [None, 2.0]
+    assert TrainConfig.from_dict(stored) == several
+    assert several.norm_spec.kind == "conditional" and several.norm_spec.num_styles == 2
+
+
+def test_style_settings_from_the_command_line(tmp_path) -> None:
+    from styler.train.config import style_settings
+
+    assert style_settings(["a.jpg"]) == {"style": "a.jpg", "styles": (), "style_weights": (), "base_model": None}
+    many = style_settings(["a.jpg", "b.jpg:2"])
+    assert many["styles"] == ("a.jpg", "b.jpg") and many["style_weights"] == (None, 2.0)
+    (tmp_path / "x.png").write_bytes(b"")
+    (tmp_path / "y.jpg").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("")
+    assert style_settings(styles_dir=str(tmp_path))["styles"] == (str(tmp_path / "x.png"), str(tmp_path / "y.jpg"))
+    added = style_settings(add_style="c.jpg", base_model="starry_night_in")
+    assert added["style"] == "c.jpg" and added["base_model"] == "starry_night_in" and added["styles"] == ()
+    for bad in (dict(styles=["a.jpg", "a.jpg"]), dict(add_style="c.jpg"), dict(styles=["a.jpg:-1"]),
+                dict(styles=["a.jpg"], add_style="c.jpg", base_model="m")):
+        with pytest.raises(StylerError):
+            style_settings(**bad)
+    with pytest.raises(StylerError, match="conditional instance norm"):
+        TrainConfig(**{**COMMON, "styles": (COMMON["style"], "b.jpg"), "norm": "bn"})
 
 
 def _cli_defaults() -> dict[str, object]:
@@ -89,8 +115,10 @@ def test_every_cli_default_is_the_config_default(monkeypatch: pytest.MonkeyPatch
     assert len(offered) >= 30, sorted(offered)
     for name in offered:
         expected = fields[name].default
-        if name in ("style", "dataset", "output"):
+        if name in ("dataset", "output"):
             assert expected is dataclasses.MISSING and cli[name] is None, name
+        elif name == "styles":  # the repeatable --style: nothing given, no styles
+            assert cli[name] == () == expected, name
         elif name == "style_layers":
             assert cli[name] == ",".join(expected), name
         elif name == "progress":
