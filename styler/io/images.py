@@ -23,8 +23,8 @@ from __future__ import annotations
 import glob
 import io
 import os
+import struct
 import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable
@@ -80,6 +80,45 @@ def _limit_message(width: int, height: int, max_pixels: int, source: str) -> str
             "if you trust this file")
 
 
+def _open_unchecked(source: str | os.PathLike | BinaryIO) -> Image.Image:
+    """``Image.open`` without Pillow's decompression-bomb check, so that :func:`read_image`'s per-call ``max_pixels``
+    is the only limit (checked right after, before anything is decoded). ``source``: a path or a binary stream.
+
+    Why not set ``Image.MAX_IMAGE_PIXELS = None`` around ``Image.open``, as this module once did: that is
+    process-wide state, so another thread opening an image meanwhile (``styler serve`` decodes uploads in a pool)
+    ran with no limit at all, or had the old one restored in the middle of its call. This is the loop
+    ``Image.open`` runs (every registered format whose ``accept`` takes the first 16 bytes, common plugins first)
+    and it reads no global; checks that a few plugins make themselves (WebP canvas, MPO and GIF frames, TIFF
+    tiles) still apply Pillow's own limit, as they always did on load.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as head:
+            prefix = head.read(16)
+    else:
+        try:
+            source.seek(0)
+        except (AttributeError, io.UnsupportedOperation):  # a pipe: buffer it, as Image.open does
+            source = io.BytesIO(source.read())
+        prefix = source.read(16)
+    tried: set[str] = set()
+    for load_plugins in (Image.preinit, Image.init):
+        load_plugins()
+        for fmt in [f for f in Image.ID if f not in tried]:
+            tried.add(fmt)
+            factory, accept = Image.OPEN[fmt]
+            opener: Callable[..., Image.Image] = factory  # takes a path too, as Image.open's plugins do
+            try:
+                accepted = accept(prefix) if accept else True
+                if not accepted or isinstance(accepted, str):
+                    continue
+                if not isinstance(source, (str, os.PathLike)):
+                    source.seek(0)
+                return opener(source, "")
+            except (SyntaxError, IndexError, TypeError, struct.error):  # not this format after all
+                continue
+    raise Image.UnidentifiedImageError("cannot identify image file")
+
+
 def _to_float_planes(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     """Any Pillow mode → (float32 H×W×3 RGB, float32 H×W alpha or None), values in [0, 1]."""
     mode = img.mode
@@ -133,15 +172,8 @@ def read_image(source: str | os.PathLike | bytes | BinaryIO, *, max_pixels: int 
         handle = source
     limit = int(max_pixels or 0)
     try:
-        with warnings.catch_warnings():
-            # Our own limit replaces Pillow's global one (which is process-wide state); check before decoding.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            old_limit = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = None
-            try:
-                img = Image.open(handle)  # type: ignore[arg-type]
-            finally:
-                Image.MAX_IMAGE_PIXELS = old_limit
+        # Our own per-call limit replaces Pillow's process-wide one (see _open_unchecked); checked before decoding.
+        img = _open_unchecked(handle)  # type: ignore[arg-type]
         with img:
             width, height = img.size
             if limit and width * height > limit:
