@@ -2,6 +2,8 @@
 #   make test   install into .venv, then run the whole test suite
 #   make demo   install into .venv, then stylize sample photos with the bundled models
 #   make lint   ruff (style, imports, likely bugs) and mypy (types) over the code
+# The install is the full one (`.[train,test,lint]`: torch, the tests and the linters); `pip install styler` alone is
+# the apply-only install without torch (tests/packaging checks it in a fresh venv).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -15,14 +17,14 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,lint]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,test,lint]'
 	touch $(STAMP)
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check styler tests scripts
+	$(VENV)/bin/ruff check styler tests scripts hubconf.py
 	$(VENV)/bin/mypy
 
 demo: install

@@ -1,11 +1,12 @@
 #!/usr/bin/env python
-"""Write weights/MANIFEST.json from the model files in weights/ (their own metadata, plus sha256 and size).
+"""Write styler/models/MANIFEST.json from the bundled model files (their own metadata, plus sha256 and size).
 
     python scripts/build_manifest.py --default starry_night_in --ablation starry_night_in,starry_night_bn,...
 
 Each entry: file, sha256, bytes, style, norm, width, steps, batch size, image size, images seen, training time,
 hardware, final loss terms, and which set it belongs to ("ablation": same style, settings and seed, one per norm;
-"style": the style set). The test suite checks every entry against the file.
+"style": the style set). The test suite checks every entry against the file. Torch-free for v2 (safetensors)
+model files. After retraining, regenerate the shipped ONNX graphs first (``scripts/export_bundled.py``).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import re
 from pathlib import Path
 
 from styler.io.modelfile import read_model_info
-from styler.nn.norms import NormSpec
-from styler.io.zoo import BUNDLED_DIR
+from styler.io.zoo import BUNDLED_DIR, MODEL_SUFFIXES
+from styler.nn.spec import NormSpec
 
 
 def entry(path: Path, sets: dict[str, str]) -> dict:
@@ -59,7 +60,8 @@ def main() -> None:
     args = parser.parse_args()
     folder = Path(args.dir)
     sets = {name: "ablation" for name in args.ablation.split(",") if name}
-    models = [entry(p, sets) for p in sorted(folder.glob("*.pth"))]
+    files = {p.stem: p for suffix in reversed(MODEL_SUFFIXES) for p in sorted(folder.glob(f"*{suffix}"))}
+    models = [entry(files[name], sets) for name in sorted(files)]
     if args.default not in {m["name"] for m in models}:
         raise SystemExit(f"default model {args.default!r} is not in {folder}")
     manifest = {"default": args.default, "models": models}

@@ -58,8 +58,8 @@ def main() -> int:
 
     from styler.evidence.compare import compare_grid
     from styler.evidence.photos import load_photos
-    from styler.io.modelfile import load_model
     from styler.infer.stylizer import Stylizer, stylize_image
+    from styler.io.modelfile import load_model
     from styler.io.zoo import BUNDLED_DIR, default_model, read_manifest
 
     out = Path(args.out)
@@ -70,7 +70,7 @@ def main() -> int:
     models = manifest.get("models", [])
     default = default_model()
     if default is None:
-        sys.exit("no bundled default model in weights/ (see weights/README.md)")
+        sys.exit(f"no bundled default model in {BUNDLED_DIR} (see styler/models/README.md)")
     summary: dict = {"photos": [p.name for p in photos], "outputs": [], "default_model": default.stem}
 
     style_models = [default] + [BUNDLED_DIR / m["file"] for m in models

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Train the bundled model zoo (weights/) with the `zoo` preset, resumably: rerun after an interruption and every
-# run continues from its last checkpoint; models already in weights/ are skipped. Then rebuild weights/MANIFEST.json.
+# Train the bundled model zoo (styler/models/, package data) with the `zoo` preset, resumably: rerun after an
+# interruption and every run continues from its last checkpoint; models already in styler/models/ are skipped. Then
+# export their ONNX graphs (scripts/export_bundled.py) and rebuild styler/models/MANIFEST.json.
 #
 #   VGG=../shared/weights/vgg16-imagenet-caffe-features.pth DATA=../shared/data RUNS=runs/zoo scripts/train_zoo.sh
 #   JOBS=2 THREADS=1 scripts/train_zoo.sh     # two runs side by side, one thread each (best on a 2-core CPU)
@@ -16,22 +17,24 @@ export DATA=${DATA:-../shared/data}
 export RUNS=${RUNS:-runs/zoo}
 JOBS=${JOBS:-1}
 if [ "$JOBS" -gt 1 ]; then export THREADS=${THREADS:-1}; else export THREADS=${THREADS:-}; fi
-mkdir -p "$RUNS" weights
+ZOO_DIR=styler/models
+mkdir -p "$RUNS" "$ZOO_DIR"
 
 train() {  # name, style, norm, extra options...
   set -euo pipefail  # also inside xargs' shells: a failed run must not copy anything
   local name=$1 style=$2 norm=$3; shift 3
-  if [ -f "weights/$name.pth" ]; then return; fi
+  if [ -f "$ZOO_DIR/$name.safetensors" ]; then return; fi
   local ckpt="$RUNS/$name.run/checkpoint.pth"
   if [ -f "$ckpt" ]; then
     styler train --resume "$ckpt" ${THREADS:+--threads $THREADS} --quiet
   else
-    styler train -s "$DATA/style/$style.jpg" -d "$DATA/content/train" -o "$RUNS/$name.pth" --preset zoo \
+    styler train -s "$DATA/style/$style.jpg" -d "$DATA/content/train" -o "$RUNS/$name.safetensors" --preset zoo \
       --norm "$norm" --vgg-weights "$VGG" ${THREADS:+--threads $THREADS} --quiet "$@"
   fi
-  cp "$RUNS/$name.pth" "weights/$name.pth"
+  cp "$RUNS/$name.safetensors" "$ZOO_DIR/$name.safetensors"  # model format v2 (safetensors), whatever the name
 }
 export -f train
+export ZOO_DIR
 
 # name style norm extra-options, in priority order (the ablation set first). The Great Wave's and Composition VII's
 # Gram matrices are 1.4x and 1.9x farther from photos' than Starry Night's (scripts/style_distance.py; The Scream
@@ -54,5 +57,7 @@ if [ $# -gt 0 ]; then
 fi
 printf '%s\n' "$ZOO" | xargs -P "$JOBS" -L1 bash -c 'train "$@"' train
 
-ablation=$(ls weights/starry_night_{in,bn,gn,ln,sn}.pth 2>/dev/null | xargs -n1 basename | sed 's/\.pth$//' | paste -sd, -)
+ablation=$(ls "$ZOO_DIR"/starry_night_{in,bn,gn,ln,sn}.safetensors 2>/dev/null | xargs -n1 basename \
+  | sed 's/\.safetensors$//' | paste -sd, -)
+python scripts/export_bundled.py
 python scripts/build_manifest.py --default starry_night_in --ablation "$ablation"

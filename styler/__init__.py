@@ -4,8 +4,11 @@ The public Python API is small and typed; heavy modules (torch, torchvision) loa
 is used, so ``import styler`` and ``styler --help`` stay fast::
 
     from styler import load_model, stylize_image
-    model = load_model("weights/starry_night.pth")
-    out = stylize_image(model, "photo.jpg")          # a PIL image
+    model = load_model("starry_night.safetensors")   # or a v1 .pth file; needs the train extra (torch)
+    out = stylize_image("starry_night_in", "photo.jpg", backend="onnx")  # a PIL image; a bundled model needs no torch
+
+``__version__`` below is the package's only version number: ``pyproject.toml`` reads it (setuptools dynamic
+version), and model files record it.
 """
 
 from __future__ import annotations

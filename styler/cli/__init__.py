@@ -2,7 +2,10 @@
 
 Each command lives in its own module (``train``, ``apply``, ``ablation``, ...) and is imported only when it runs,
 so ``styler --help`` and usage errors never import torch. Library errors (:class:`styler.errors.StylerError`) are
-printed as one clean line with exit code 1; usage errors exit with 2 (click's convention).
+printed as one clean line with exit code 1; usage errors exit with 2 (click's convention). On the apply-only install
+(``pip install styler``, no torch) the commands that need the ``train`` extra (``train``, ``compare``,
+``independence``, ``report``) print the pip command that adds it and exit with 2, decided once, in
+:meth:`LazyGroup.get_command`.
 """
 
 from __future__ import annotations
@@ -14,16 +17,17 @@ import click
 
 from styler import __version__
 
-# command name -> (module, attribute, one-line help shown by `styler --help` without importing the module)
-COMMANDS: dict[str, tuple[str, str, str]] = {
-    "train": ("styler.cli.train", "train", "Train a style model on a folder of photos."),
-    "apply": ("styler.cli.apply", "apply", "Stylize photos with a trained model."),
-    "info": ("styler.cli.apply", "info", "Print a model file's metadata."),
-    "models": ("styler.cli.apply", "models", "List the bundled models."),
-    "compare": ("styler.cli.ablation", "compare", "Draw a grid: one row per model, one column per photo."),
+# command name -> (module, attribute, one-line help shown by `styler --help` without importing the module, whether the
+# command needs the `train` extra: torch, torchvision, matplotlib)
+COMMANDS: dict[str, tuple[str, str, str, bool]] = {
+    "train": ("styler.cli.train", "train", "Train a style model on a folder of photos.", True),
+    "apply": ("styler.cli.apply", "apply", "Stylize photos with a trained model.", False),
+    "info": ("styler.cli.apply", "info", "Print a model file's metadata.", False),
+    "models": ("styler.cli.models", "models", "List the bundled models.", False),
+    "compare": ("styler.cli.ablation", "compare", "Draw a grid: one row per model, one column per photo.", True),
     "independence": ("styler.cli.ablation", "independence",
-                     "Measure and draw batch independence per norm."),
-    "report": ("styler.cli.ablation", "report", "Build the norm-ablation report from trained models."),
+                     "Measure and draw batch independence per norm.", True),
+    "report": ("styler.cli.ablation", "report", "Build the norm-ablation report from trained models.", True),
 }
 
 
@@ -34,6 +38,13 @@ class UserError(click.ClickException):
 
     def show(self, file=None) -> None:  # noqa: ANN001 - click's signature
         click.echo(f"error: {self.format_message()}", err=True, file=file)
+
+
+class MissingExtra(UserError):
+    """A command needs the ``train`` extra on an install without it: what to install, one line, exit code 2 (the
+    command cannot be used here at all, like a usage error)."""
+
+    exit_code = 2
 
 
 class LazyGroup(click.Group):
@@ -55,13 +66,21 @@ class LazyGroup(click.Group):
         return list(COMMANDS)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        """The command, imported now; on an install without the ``train`` extra, the commands that need it stop
+        here with the install command (before their module, which would import torch, is touched)."""
         if name not in COMMANDS:
             return None
-        module, attr, _ = COMMANDS[name]
+        module, attr, _, needs_train = COMMANDS[name]
+        if needs_train:
+            from styler.extras import install_hint, missing_modules
+
+            missing = missing_modules()
+            if missing:
+                raise MissingExtra(install_hint(f"`styler {name}`", missing))
         return getattr(importlib.import_module(module), attr)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, help_text) for name, (_, _, help_text) in COMMANDS.items()]
+        rows = [(name, help_text) for name, (_, _, help_text, _) in COMMANDS.items()]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 

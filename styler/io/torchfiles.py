@@ -1,12 +1,14 @@
 """Reading and writing torch archives safely: atomic writes and ``weights_only`` loads with user-facing errors.
 
-Why here and not in training: model files (:mod:`styler.io.modelfile`) and training checkpoints
-(:mod:`styler.train.checkpoints`) are both torch archives, and both must survive interruptions (temp file + fsync +
-rename) and never execute code from a file a user hands in (``weights_only=True``).
+Why here and not in training: training checkpoints (:mod:`styler.train.checkpoints`) and v1 model files
+(:mod:`styler.io.modelfile`) are torch archives, and both must survive interruptions (temp file + fsync + rename)
+and never execute code from a file a user hands in (``weights_only=True``). The container is recognised from the
+file's first bytes before torch sees it, so random bytes are reported as such and never as "Python objects".
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -15,6 +17,8 @@ from typing import Any
 import torch
 
 from styler.errors import ModelFileError
+from styler.io.files import _current_umask
+from styler.io.modelformat import SAFETENSORS, sniff_container
 
 __all__ = ["atomic_torch_save", "safe_torch_load"]
 
@@ -32,33 +36,25 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def safe_torch_load(path: str | os.PathLike, what: str = "file") -> Any:
     """``torch.load(weights_only=True)`` with user-facing errors for missing, truncated and foreign files."""
     path = Path(path)
-    if not path.exists():
-        raise ModelFileError(f"{what} not found: {path}")
-    if path.is_dir():
-        raise ModelFileError(f"{what} is a directory, not a file: {path}")
-    if path.stat().st_size == 0:
-        raise ModelFileError(f"{what} is empty: {path}")
+    if sniff_container(path, what) == SAFETENSORS:
+        raise ModelFileError(f"cannot read {what} {path}: it is a safetensors file (a v2 model file?), not a torch "
+                             "archive")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with open(path, "rb") as handle:  # a handle, not the name: torch reads "*.safetensors" names otherwise
+            return torch.load(handle, map_location="cpu", weights_only=True)
     except Exception as exc:
         text = str(exc)
-        if "weights_only" in text or "Unpickl" in type(exc).__name__:
+        if "truncated" in text:
+            reason = "it is truncated"
+        elif "weights_only" in text or "Unpickl" in type(exc).__name__:
             reason = "it contains Python objects beyond tensors and plain data, so it was not loaded (weights_only)"
         elif "zip" in text.lower() or "central directory" in text or "EOF" in text or "magic number" in text:
             reason = "it is truncated, corrupted or not a torch file"

@@ -1,4 +1,5 @@
-"""The bundled model zoo and `make demo`: every shipped model is intact, loads and stylizes; the demo writes files."""
+"""The bundled model zoo and `make demo`: every shipped model is intact, loads and stylizes, its shipped ONNX graph is
+the export of exactly that file; the demo writes files."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import numpy as np
 import pytest
 import torch
 
+from styler.infer.onnx_export import shipped_paths
+from styler.infer.onnx_records import load_trusted
 from styler.io.files import sha256_file
-from styler.io.modelfile import load_model
+from styler.io.modelfile import load_model, read_model_info
 from styler.io.zoo import BUNDLED_DIR, default_model, read_manifest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,16 +24,19 @@ ENTRIES = MANIFEST.get("models", [])
 
 
 def test_manifest_lists_every_bundled_model_and_a_default():
-    files = sorted(p.name for p in BUNDLED_DIR.glob("*.pth"))
-    assert files, "weights/ ships no model"
+    files = sorted(p.name for p in BUNDLED_DIR.glob("*.safetensors"))
+    assert files, "styler/models/ ships no model"
     assert sorted(e["file"] for e in ENTRIES) == files
-    assert default_model() == BUNDLED_DIR / f"{MANIFEST['default']}.pth"
+    assert default_model() == BUNDLED_DIR / f"{MANIFEST['default']}.safetensors"
+    assert not list(BUNDLED_DIR.glob("*.pth")), "one copy of each model: the v2 file"
+    assert REPO / "styler" / "models" == BUNDLED_DIR  # package data, found in the checkout
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e["name"] for e in ENTRIES])
 def test_bundled_model_matches_manifest_and_stylizes(entry):
     path = BUNDLED_DIR / entry["file"]
-    assert sha256_file(path) == entry["sha256"]
+    assert sha256_file(path) == entry["sha256"] and path.stat().st_size == entry["bytes"]
+    assert read_model_info(path)["format_version"] == 2
     model = load_model(path)
     assert model.arch.norm.kind == entry["norm"] and model.arch.width == entry["width"]
     assert model.metadata["training"]["steps"] == entry["steps"]
@@ -43,6 +49,26 @@ def test_bundled_model_matches_manifest_and_stylizes(entry):
     assert out.shape == photo.shape
     assert torch.isfinite(out).all()
     assert out.std() > 0.02, "output is (nearly) constant"
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=[e["name"] for e in ENTRIES])
+def test_shipped_graph_is_the_export_of_its_model(entry):
+    """Each shipped graph's record names the model's recorded sha256, and the graph computes what torch computes."""
+    from styler.infer.backends.ort import open_session, run_session
+
+    model_path = BUNDLED_DIR / entry["file"]
+    graph, record_file = shipped_paths(model_path)
+    record = json.loads(record_file.read_text())
+    assert record["model_sha256"] == entry["sha256"] and record["model_file"] == entry["file"]
+    found = load_trusted(graph, entry["sha256"])
+    assert found.record is not None, found.reason
+    assert found.record.meta["arch"] == read_model_info(model_path)["arch"]
+    net = load_model(model_path).net
+    photo = torch.rand(2, 3, 72, 52, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = net(photo).numpy()
+    got = run_session(open_session(found.data, threads=1), photo.numpy())
+    assert np.abs(got - expected).max() < 1e-4
 
 
 @pytest.mark.slow

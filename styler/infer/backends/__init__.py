@@ -10,8 +10,10 @@
   fails it runs eager instead and says so in ``notes``.
 * ``onnx`` (:mod:`.ort`): ONNX Runtime on CPU. The model is exported once and cached (:mod:`styler.infer.onnx_export`),
   after which a process never imports torch. Parity with torch is checked at export time and in the tests.
-* ``auto``: ``onnx`` on CPU when onnxruntime is installed and the export works, otherwise ``torch`` (with a note
-  saying why when ONNX Runtime was tried and failed).
+* ``auto``: ``onnx`` on CPU when onnxruntime is installed and a graph is shipped, cached or can be exported,
+  otherwise ``torch`` (with a note saying why when ONNX Runtime was tried and failed). On the apply-only install
+  (no torch) there is nothing to fall back to: ``auto`` means ONNX Runtime on the CPU, and asking for torch, the
+  compiled backend or a GPU says which package to install.
 
 Precision (torch and compiled): ``auto`` is fp32 for ``torch`` and bf16-where-native for ``compiled``; ``fp32`` /
 ``bf16`` force one. Measured on the shipped default model against fp32: compiled bf16 max |Δ| 0.008 at 1024² (PSNR
@@ -28,6 +30,7 @@ import importlib
 from collections.abc import Callable
 
 from styler.errors import ModelFileError, StylerError
+from styler.extras import MissingExtraError, has_torch, install_hint
 from styler.infer.backends.base import Backend, BackendError, ModelHandle, ModelLike, TilingBackend
 
 __all__ = ["Backend", "TilingBackend", "BackendError", "ModelHandle", "ModelLike", "RUNTIMES", "BACKENDS",
@@ -66,6 +69,12 @@ def open_backend(name: str, model: ModelLike, *, device: str = "auto", threads: 
     if precision == "bf16" and name in ("auto", "onnx"):
         raise StylerError("bf16 runs on the torch or compiled backend; add --backend compiled (or torch)")
     handle = ModelHandle.of(model)
+    if not has_torch():  # the apply-only install: ONNX Runtime on CPU, and a clear message for anything else
+        if name in ("torch", "compiled") or device not in ("auto", "cpu"):
+            what = {"torch": "the torch backend (--backend torch, and the tiles of large images)",
+                    "compiled": "the compiled backend"}.get(name, f"--device {device}")
+            raise MissingExtraError(install_hint(what, ["torch"]))
+        device = "cpu"
     device = resolve_device(device)
     if name != "auto":
         return _opener(name)(handle, device=device, threads=threads, precision=precision)
@@ -84,6 +93,8 @@ def _open_auto(model: ModelHandle, device: str, threads: int | None, precision: 
         except ModelFileError:
             raise
         except StylerError as exc:
+            if not has_torch():  # nothing to fall back to: ONNX Runtime's reason is the answer
+                raise
             note = f"ONNX Runtime backend unavailable ({exc}); using torch"
     backend = _opener("torch")(model, device=device, threads=threads, precision=precision)
     if note is not None:

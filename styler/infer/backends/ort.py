@@ -1,8 +1,9 @@
 """ONNX Runtime backend: the exported network on CPU, in a process that never imports torch once the export is cached.
 
 Why: ONNX Runtime imports in 0.14 s against torch's 1.8 s, and runs this network 1.4–1.6× faster than eager torch
-at ≥ 512² (``docs/performance.md`` §3). The export and its cache are :mod:`styler.infer.onnx_export`'s business;
-this module only opens a session on the file and runs it. It does not tile (tiling rewrites torch modules), so
+at ≥ 512² (``docs/performance.md`` §3). Finding, verifying and (with torch) exporting the graph is
+:mod:`styler.infer.onnx_export`'s business; this module opens a session on the verified bytes it returns (never
+re-reading the file, so what runs is what was checked) and runs it. It does not tile (tiling rewrites torch modules), so
 the stylizer hands images that need tiles to an eager torch backend.
 """
 
@@ -28,8 +29,9 @@ def onnxruntime_available() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
-def open_session(onnx_path: str | os.PathLike, threads: int | None = None) -> Any:
-    """An ONNX Runtime CPU session on ``onnx_path``, all graph optimisations on, ``threads`` intra-op threads."""
+def open_session(onnx_path: str | os.PathLike | bytes, threads: int | None = None) -> Any:
+    """An ONNX Runtime CPU session on a graph file or a graph's bytes, all graph optimisations on, ``threads``
+    intra-op threads."""
     if not onnxruntime_available():
         raise BackendError("onnxruntime is not installed (pip install onnxruntime)")
     import onnxruntime as ort
@@ -40,10 +42,13 @@ def open_session(onnx_path: str | os.PathLike, threads: int | None = None) -> An
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+    source = onnx_path if isinstance(onnx_path, bytes) else str(onnx_path)
     try:
-        return ort.InferenceSession(str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:
-        raise BackendError(f"cannot load ONNX model {onnx_path}: {exc}") from exc
+        what = "graph" if isinstance(onnx_path, bytes) else str(onnx_path)
+        raise BackendError(f"cannot load ONNX model {what}: {str(exc).splitlines()[0] if str(exc) else exc}"
+                           ) from exc
 
 
 def run_session(session: Any, batch: np.ndarray) -> np.ndarray:
@@ -69,10 +74,13 @@ class OnnxBackend:
             raise BackendError("onnxruntime is not installed")
         self.model = model
         self.device = device
-        self.notes: list[str] = []
-        self.path: Path
-        self.path, model.meta = ensure_onnx(model.path, model.loaded)
-        self._session = open_session(self.path, threads=threads)
+        graph = ensure_onnx(model.path, model.loaded)
+        self.path: Path = graph.path
+        self.graph_source = graph.source  # shipped, cache, exported or temporary
+        self.notes: list[str] = list(graph.notes)
+        model.meta = graph.meta
+        self._keepalive = graph.keepalive  # a temporary export's folder lives as long as this backend
+        self._session = open_session(graph.data, threads=threads)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         return run_session(self._session, batch)
