@@ -231,13 +231,12 @@ def ensure_onnx(model_path: str | os.PathLike, loaded: LoadedModel | None = None
     shipped, _ = _trusted(shipped_paths(model_path)[0], digest, "shipped", fresh_only=False)
     if shipped is not None:
         return shipped
-    can_export = has_torch() and has_module("onnx")
+    missing = [name for name, present in (("torch", has_torch()), ("onnx", has_module("onnx"))) if not present]
     cache_graph = _cache_graph(model_path, digest)
-    cached, why = _trusted(cache_graph, digest, "cache", fresh_only=can_export)
+    cached, why = _trusted(cache_graph, digest, "cache", fresh_only=not missing)
     if cached is not None:
         return cached
-    if not can_export:
-        missing = [name for name in ("torch", "onnx") if not has_module(name)]
+    if missing:
         where = f" (the cached graph was refused: {why})" if why and why != "absent" else ""
         if "torch" in missing:
             raise BackendError(install_hint(f"stylizing with {model_path.name}, which ships no ONNX graph{where},",
