@@ -13,7 +13,10 @@ async function errorText(response) {
   catch (e) { return `${response.status} ${response.statusText}`; }
 }
 
-function prettyStyle(name) { return name.replace(/_/g, " ").replace(/\b\w/g, (c) => c.toUpperCase()); }
+const ROMAN = /^(i|ii|iii|iv|v|vi|vii|viii|ix|x)$/i;
+function prettyStyle(name) {
+  return name.split("_").map((w) => ROMAN.test(w) ? w.toUpperCase() : w.charAt(0).toUpperCase() + w.slice(1)).join(" ");
+}
 
 // --- tabs ---------------------------------------------------------------------------------------------------------
 function showView(view) {
