@@ -3,8 +3,9 @@
 Why found at run time rather than shipped: styler ships no photos of its own (its training photos carry licenses
 that forbid redistribution), so, like ``make demo``, the server offers photos that packages already installed
 bring: matplotlib's ``grace_hopper.jpg`` and, where scikit-image is installed, its ``astronaut``, ``chelsea`` and
-``coffee``. When none is there, a small synthetic picture (a sky, hills and a sun) stands in, so the page always
-has something to try and the gallery always has thumbnails.
+``coffee``. A small synthetic picture (a sky, hills and a sun) is always added last, so the page always has
+something to try, the gallery always has thumbnails, and the batch-independence demo always has a second photo
+that differs from the first (two copies of one photo in a batch would hide batch norm's shift).
 """
 
 from __future__ import annotations
@@ -86,8 +87,7 @@ class SampleSet:
                         image = None
                     if image is not None:
                         found[name] = _jpeg(image)
-                if not found:
-                    found["landscape"] = _jpeg(synthetic_sample())
+                found["landscape"] = _jpeg(synthetic_sample())  # always: a second photo for the batch demo
                 self._jpegs = found
             return self._jpegs
 

@@ -125,7 +125,11 @@ def test_page_stylizes_an_uploaded_photo(server: str, tmp_path: Path) -> None:
         _keep(browser.screenshot(page, tmp_path / "styler-page.png"))
 
         browser.evaluate(page, "document.getElementById('tab-norms').click(); "
-                               "document.getElementById('run-indep').click()")
+                               "document.getElementById('run-side').click()")
+        browser.wait_for(page, "document.querySelectorAll('#side-grid figure').length === 6 || "
+                               "document.getElementById('norms-message').textContent", 240, "the five norms")
+        assert browser.evaluate(page, "document.querySelectorAll('#side-grid figure img').length") == 6
+        browser.evaluate(page, "document.getElementById('run-indep').click()")
         browser.wait_for(page, "document.querySelectorAll('#indep-table tbody tr').length >= 2 || "
                                "document.getElementById('norms-message').textContent", 240, "the independence table")
         verdicts = browser.evaluate(page, "Array.from(document.querySelectorAll('#indep-table tbody tr'))"
@@ -133,7 +137,7 @@ def test_page_stylizes_an_uploaded_photo(server: str, tmp_path: Path) -> None:
         assert verdicts, browser.evaluate(page, "document.getElementById('norms-message').textContent")
         by_norm = {label.split()[0]: verdict for label, verdict in verdicts}
         assert by_norm["IN"] == "unchanged" and by_norm["BN"] == "shifted", verdicts
-        browser.resize(page, 1280, 1500)
+        browser.resize(page, 1280, 2000)
         _keep(browser.screenshot(page, tmp_path / "styler-norms.png"))
     health = _get_json(f"{server}/api/health")
     assert isinstance(health, dict) and health["status"] == "ok"

@@ -116,6 +116,8 @@ async function loadSamples() {
     option.textContent = sample.name.replace(/_/g, " ");
     mateSelect.appendChild(option);
   }
+  // The batch-mate defaults to the last sample (the synthetic landscape), never the photo being measured.
+  if (mateSelect.options.length) mateSelect.selectedIndex = mateSelect.options.length - 1;
 }
 
 async function useSample(sample, button) {
