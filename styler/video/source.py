@@ -99,6 +99,8 @@ def _open(path: Path) -> Any:
         raise VideoError(f"{path}: empty file")
     try:
         return av.open(str(path), "r")
+    except av.error.EOFError as exc:
+        raise VideoError(f"{path}: ends before its first frame (a zero-frame or truncated video)") from exc
     except av.error.FFmpegError as exc:
         if _sniff(path):
             raise VideoError(f"{path}: truncated or corrupt video (FFmpeg: {exc.strerror})") from exc
@@ -141,7 +143,7 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
     with _open(path) as container:
         name = container.format.name
         if not container.streams.video:
-            what = "audio only" if container.streams.audio else "no video stream"
+            what = "audio only" if container.streams.audio else "no video stream (an empty or zero-frame file)"
             raise VideoError(f"{path}: {what}; nothing to stylize")
         if name in _STILL_FORMATS:
             if name == "webp_pipe":
@@ -191,9 +193,11 @@ def iter_frames(info: VideoInfo, *, start: float = 0.0, duration: float | None =
         count += 1
         yield Frame(frame.rgb, frame.time - Fraction(start))
     if count == 0:
-        where = "" if not start and duration is None else f" between {start:g} s and " + (
-            "the end" if end is None else f"{float(end):g} s")
-        raise VideoError(f"{info.path}: no video frames{where}")
+        if start or duration is not None:
+            raise VideoError(f"{info.path}: no video frames between {start:g} s and "
+                             + ("the end" if end is None else f"{float(end):g} s"))
+        declared = f" although it declares {info.duration:.2f} s: truncated or corrupt" if info.duration else ""
+        raise VideoError(f"{info.path}: no video frame could be decoded{declared}")
     if end is None and info.duration and not info.pillow:
         interval = 1 / float(info.rate) if info.rate else 0.04
         if float(last) + interval < info.duration - max(3 * interval, 0.02 * info.duration):
