@@ -10,13 +10,19 @@
   fails it runs eager instead and says so in ``notes``.
 * ``onnx`` (:mod:`.ort`): ONNX Runtime on CPU. The model is exported once and cached (:mod:`styler.infer.onnx_export`),
   after which a process never imports torch. Parity with torch is checked at export time and in the tests.
-* ``auto``: ``onnx`` on CPU when onnxruntime is installed and a graph is shipped, cached or can be exported,
+* ``openvino`` (:mod:`.openvino`): OpenVINO on CPU, from the same ONNX export rewritten for CPU kernels
+  (:mod:`styler.infer.ovgraph`), in fp32, bf16 or calibrated int8 (:mod:`styler.infer.quantize`); torch-free once
+  its graphs are cached.
+* ``auto``: on CPU, ``openvino`` in the fastest precision the CPU computes natively (int8 where it has a dot-product
+  instruction and the model passed its int8 quality gate, else bf16 where native, else fp32), chosen per model and
+  CPU; then ``onnx`` when OpenVINO is not installed or cannot run (a note says why when it was tried), and
   otherwise ``torch`` (with a note saying why when ONNX Runtime was tried and failed). On the apply-only install
-  (no torch) there is nothing to fall back to: ``auto`` means ONNX Runtime on the CPU, and asking for torch, the
-  compiled backend or a GPU says which package to install.
+  (no torch) there is nothing to fall back to after the CPU runtimes, and asking for torch, the compiled backend or
+  a GPU says which package to install.
 
-Precision (torch and compiled): ``auto`` is fp32 for ``torch`` and bf16-where-native for ``compiled``; ``fp32`` /
-``bf16`` force one. Measured on the shipped default model against fp32: compiled bf16 max |Δ| 0.008 at 1024² (PSNR
+Precision: ``auto`` is fp32 for ``torch`` and ``onnx``, bf16-where-native for ``compiled``, and the per-CPU choice
+above for ``openvino``; ``fp32`` / ``bf16`` / ``int8`` force one (bf16 needs ``openvino``, ``torch`` or
+``compiled``, int8 needs ``openvino``, so with ``auto`` only ``fp32`` can be forced). Measured on the shipped default model against fp32: compiled bf16 max |Δ| 0.008 at 1024² (PSNR
 58 dB); eager bf16 PSNR 51 dB on Kodak photos (worst pixel 0.08); the perceptual loss is unchanged to 3 digits.
 
 Adding a runtime: write one module whose class takes ``(model: ModelHandle, *, device, threads, precision)`` and
@@ -41,9 +47,12 @@ RUNTIMES: dict[str, str] = {
     "torch": "styler.infer.backends.eager:EagerBackend",
     "onnx": "styler.infer.backends.ort:OnnxBackend",
     "compiled": "styler.infer.backends.compiled:CompiledBackend",
+    "openvino": "styler.infer.backends.openvino:OpenVinoBackend",
 }
 BACKENDS = ("auto", *RUNTIMES)
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+#: The CPU runtimes ``auto`` tries, fastest first, with the names its notes use.
+AUTO_CPU_RUNTIMES = (("openvino", "OpenVINO"), ("onnx", "ONNX Runtime"))
 
 Opener = Callable[..., Backend]
 
@@ -67,7 +76,10 @@ def open_backend(name: str, model: ModelLike, *, device: str = "auto", threads: 
     if precision not in PRECISIONS:
         raise StylerError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
     if precision == "bf16" and name in ("auto", "onnx"):
-        raise StylerError("bf16 runs on the torch or compiled backend; add --backend compiled (or torch)")
+        raise StylerError("bf16 runs on the openvino, torch or compiled backend; add --backend openvino (or compiled, "
+                          "torch)")
+    if precision == "int8" and name != "openvino":
+        raise StylerError("int8 runs on the openvino backend; add --backend openvino")
     handle = ModelHandle.of(model)
     if not has_torch():  # the apply-only install: ONNX Runtime on CPU, and a clear message for anything else
         if name in ("torch", "compiled") or device not in ("auto", "cpu"):
@@ -82,21 +94,31 @@ def open_backend(name: str, model: ModelLike, *, device: str = "auto", threads: 
 
 
 def _open_auto(model: ModelHandle, device: str, threads: int | None, precision: str) -> Backend:
-    """ONNX Runtime where it can run (CPU, a model file to export), else eager torch.
+    """On CPU with a model file, the first of :data:`AUTO_CPU_RUNTIMES` that runs (OpenVINO in the fastest precision
+    the CPU computes natively, see :mod:`.openvino`; then ONNX Runtime), else eager torch.
 
-    A broken model file is the user's error and is raised; any other reason ONNX Runtime cannot run becomes a note.
+    A broken model file is the user's error and is raised; any other reason a runtime cannot run becomes a note.
+    OpenVINO simply not being installed is not worth one: ONNX Runtime is then the default, as it was before.
     """
-    note = None
+    from styler.infer.backends import openvino
+
+    notes: list[str] = []
     if device == "cpu" and model.path is not None:
-        try:
-            return _opener("onnx")(model, device=device, threads=threads, precision=precision)
-        except ModelFileError:
-            raise
-        except StylerError as exc:
-            if not has_torch():  # nothing to fall back to: ONNX Runtime's reason is the answer
+        labels = [label for runtime, label in AUTO_CPU_RUNTIMES[1:]] + ["torch"]
+        for (runtime, label), fallback in zip(AUTO_CPU_RUNTIMES, labels):
+            if runtime == "openvino" and not openvino.openvino_available():
+                continue
+            try:
+                backend = _opener(runtime)(model, device=device, threads=threads, precision=precision)
+            except ModelFileError:
                 raise
-            note = f"ONNX Runtime backend unavailable ({exc}); using torch"
+            except StylerError as exc:
+                if runtime == "onnx" and not has_torch():  # nothing to fall back to: this reason is the answer
+                    raise
+                notes.append(f"{label} backend unavailable ({exc}); using {fallback}")
+                continue
+            backend.notes[:0] = notes
+            return backend
     backend = _opener("torch")(model, device=device, threads=threads, precision=precision)
-    if note is not None:
-        backend.notes.insert(0, note)
+    backend.notes[:0] = notes
     return backend
