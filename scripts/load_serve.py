@@ -25,6 +25,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -201,7 +202,8 @@ def main() -> int:
     parser.add_argument("--image", help="photo to send (default: the server's first sample photo)")
     parser.add_argument("--model", help="model name (default: the server's default model)")
     parser.add_argument("--max-size", type=int, help="max_size field (default: the photo's own size)")
-    parser.add_argument("--log", default="load_serve.log", help="the started server's log file")
+    parser.add_argument("--log", default=str(Path(tempfile.gettempdir()) / "styler-load-serve.log"),
+                        help="the started server's log file (default: in the temporary folder)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args()
     summary = run(args)
