@@ -29,6 +29,7 @@ import pytest
 import torch
 
 from conftest import base_config
+from styler.io.modelfile import read_model_info
 from styler.train import distributed as dist_utils
 from styler.train.data import BatchSchedule, PhotoFolder
 
@@ -278,7 +279,7 @@ def test_parameters_identical_on_both_ranks(dist_runs, name):
     assert diff == 0.0
     if name.endswith("_sync"):  # synchronized running statistics are identical too (per-rank ones are not)
         assert _max_diff(rank0, rank1, params_only=False) == 0.0
-    meta = json.loads(torch.load(dist_runs / name / "model.pth", weights_only=True)["metadata"])
+    meta = read_model_info(dist_runs / name / "model.pth")["metadata"]  # model format v2: safetensors, any name
     assert meta["training"]["world_size"] == 2 and meta["training"]["global_batch"] == 2 * PER_RANK
     assert meta["training"]["images_seen"] == STEPS * 2 * PER_RANK
     statistics = meta["training"]["distributed"]["batch_statistics"]
