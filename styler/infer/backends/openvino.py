@@ -78,6 +78,21 @@ def _source(model: ModelHandle) -> _Source:
                    Path(model.path).stem, found.meta, list(found.notes), found.keepalive)
 
 
+class _Fp32:
+    """The rewritten fp32 graph of one model, read (or built) on first use: when the cached int8 graph is what
+    runs, a one-shot process never reads it."""
+
+    def __init__(self, source: _Source) -> None:
+        self.source = source
+        self.notes: list[str] = []
+        self._model: Any = None
+
+    def __call__(self) -> Any:
+        if self._model is None:
+            self._model, self.notes = _fp32_graph(self.source)
+        return self._model
+
+
 def _fp32_graph(source: _Source) -> tuple[Any, list[str]]:
     """The rewritten fp32 graph from the cache, or built from the export (and cached); ``(model, notes)``."""
     from styler.infer import ovcache, ovgraph
@@ -138,7 +153,7 @@ class _Int8:
     fresh: bool  # built in this process (its verdict has not been reported before)
 
 
-def _int8_graph(source: _Source, fp32: Any, caps: frozenset[str], threads: int | None,
+def _int8_graph(source: _Source, fp32: _Fp32, caps: frozenset[str], threads: int | None,
                 build: bool = True) -> _Int8 | None:
     """The cached int8 graph and its gate verdict for this model and CPU; built, gated and cached on first use
     (``build``). None when it is neither cached nor allowed to be built."""
@@ -163,7 +178,7 @@ def _int8_graph(source: _Source, fp32: Any, caps: frozenset[str], threads: int |
     if not build:
         return None
     try:
-        model, verdict = _calibrate(fp32, hint, threads)
+        model, verdict = _calibrate(fp32(), hint, threads)
     except BackendError as exc:
         if nncf_version is not None:  # a real failure: remember it so later runs do not retry for seconds
             _remember_failure(xml, {**expect, "nncf": nncf_version, "error": str(exc)})
@@ -216,14 +231,14 @@ class Selection:
     gate: dict[str, Any] | None = None
 
 
-def select(precision: str, source: _Source, fp32: Any, caps: frozenset[str], threads: int | None) -> Selection:
+def select(precision: str, source: _Source, fp32: _Fp32, caps: frozenset[str], threads: int | None) -> Selection:
     """Resolve ``precision`` (``auto``, ``fp32``, ``bf16``, ``int8``) for this model on a CPU with ``caps``."""
     if precision == "fp32":
-        return Selection("fp32", "f32", fp32, "fp32 requested")
+        return Selection("fp32", "f32", fp32(), "fp32 requested")
     if precision == "bf16":
         notes = [] if caps & BF16_FLAGS else ["bf16 is not native on this CPU (no AVX512-BF16 or AMX): OpenVINO "
                                               "emulates it, slower than fp32"]
-        return Selection("bf16", "bf16", fp32, "bf16 requested", notes)
+        return Selection("bf16", "bf16", fp32(), "bf16 requested", notes)
     if precision == "int8":
         int8 = _int8_graph(source, fp32, caps, threads)
         assert int8 is not None
@@ -234,7 +249,7 @@ def select(precision: str, source: _Source, fp32: Any, caps: frozenset[str], thr
     return _select_auto(source, fp32, caps, threads)
 
 
-def _select_auto(source: _Source, fp32: Any, caps: frozenset[str], threads: int | None) -> Selection:
+def _select_auto(source: _Source, fp32: _Fp32, caps: frozenset[str], threads: int | None) -> Selection:
     """The first of :func:`~styler.devices.native_cpu_precisions` this model may run in."""
     skipped: list[str] = []
     notes: list[str] = []
@@ -257,8 +272,8 @@ def _select_auto(source: _Source, fp32: Any, caps: frozenset[str], threads: int 
                                  f"int8: native on this CPU ({capability_key(caps)}); {int8.gate.sentence()}",
                                  notes, int8.gate.to_dict())
         elif candidate == "bf16":
-            return Selection("bf16", "bf16", fp32, "; ".join([*skipped, "bf16: native on this CPU"]), notes)
-    return Selection("fp32", "f32", fp32, "; ".join([*skipped, "fp32: no native bf16 or int8 on this CPU"]), notes)
+            return Selection("bf16", "bf16", fp32(), "; ".join([*skipped, "bf16: native on this CPU"]), notes)
+    return Selection("fp32", "f32", fp32(), "; ".join([*skipped, "fp32: no native bf16 or int8 on this CPU"]), notes)
 
 
 class OpenVinoBackend:
@@ -283,10 +298,10 @@ class OpenVinoBackend:
         source = _source(model)
         model.meta = source.meta
         self._keepalive = source.keepalive  # a temporary export's folder lives as long as this backend
-        fp32, notes = _fp32_graph(source)
+        fp32 = _Fp32(source)
         self.capabilities = cpu_capabilities()
         chosen = select(precision, source, fp32, self.capabilities, threads)
-        self.notes: list[str] = [*source.notes, *notes, *chosen.notes]
+        self.notes: list[str] = [*source.notes, *fp32.notes, *chosen.notes]
         self._compiled = _compile(chosen.model, chosen.hint, threads)
         ran = _inference_precision(self._compiled)
         self.precision = "fp32" if chosen.precision == "bf16" and ran != "bf16" else chosen.precision
