@@ -73,20 +73,22 @@ def test_wheel_in_a_fresh_venv_without_torch(tmp_path: Path) -> None:
     assert "styler/py.typed" in shipped and "styler/models/MANIFEST.json" in shipped
     house = _wheelhouse(wheel)
 
-    venv = tmp_path / "venv"
-    started = time.perf_counter()
-    _run([sys.executable, "-m", "venv", venv])
-    _run([venv / "bin" / "python", "-m", "pip", "install", "--quiet", "--no-index", "--find-links", house,
-          "--find-links", dist, "-c", REPO / "constraints.txt", "styler"])
-    install_seconds = time.perf_counter() - started
-    probe = "import importlib.util as u; print([m for m in ('torch', 'torchvision', 'onnx') if u.find_spec(m)])"
-    assert _run([venv / "bin" / "python", "-c", probe]).stdout.strip() == "[]"
-
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
+    # Nothing of this checkout may leak in: no PYTHONPATH (pip would see the checkout's styler as installed), no
+    # model or cache folders, a fresh HOME.
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "STYLER_MODEL_DIR",
                                                                           "STYLER_CACHE_DIR", "XDG_CACHE_HOME")}
     env["HOME"] = str(tmp_path / "home")
+    venv = tmp_path / "venv"
+    started = time.perf_counter()
+    _run([sys.executable, "-m", "venv", venv], env=env)
+    _run([venv / "bin" / "python", "-m", "pip", "install", "--quiet", "--no-index", "--find-links", house,
+          "--find-links", dist, "-c", REPO / "constraints.txt", "styler"], env=env)
+    install_seconds = time.perf_counter() - started
+    probe = "import importlib.util as u; print([m for m in ('torch', 'torchvision', 'onnx') if u.find_spec(m)])"
+    assert _run([venv / "bin" / "python", "-c", probe], env=env).stdout.strip() == "[]"
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
     styler = venv / "bin" / "styler"
     listed = _run([styler, "models"], cwd=elsewhere, env=env).stdout
     names = [entry["name"] for entry in read_manifest(BUNDLED_DIR)["models"]]
