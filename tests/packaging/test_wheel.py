@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -63,8 +64,12 @@ def _tree_bytes(folder: Path) -> int:
 
 @pytest.mark.slow
 def test_wheel_in_a_fresh_venv_without_torch(tmp_path: Path) -> None:
-    dist = tmp_path / "dist"
-    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", dist, REPO])
+    dist, source = tmp_path / "dist", tmp_path / "source"
+    # Built from a copy: an in-tree build would leave build/ and *.egg-info in the checkout, and a stale build/lib
+    # could put deleted modules into the wheel.
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", ".whl", "build", "dist", "*.egg-info",
+                                                                "__pycache__", ".*_cache", "demo-output", "runs"))
+    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", dist, source])
     (wheel,) = dist.glob("styler-*.whl")
     assert not any(req.startswith(("torch", "torchvision", "matplotlib", "onnx ", "onnx>")) for req in
                    _requirements(wheel)), _requirements(wheel)
