@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from styler.cli.signals import handles_sigterm
+
 STATS_HELP = ("Statistics for BN/SN models: running = eval mode with running averages (what `styler apply` does); "
               "batch = train-mode statistics of all photos as one batch (photos are centre-cropped to squares); "
               "single = train mode with each photo alone (BN then equals IN). Other norms are unaffected.")
@@ -34,6 +36,7 @@ def _make_parent_dir(path: str) -> None:
 @click.option("--save-images", type=click.Path(file_okay=False),
               help="Also write every stylized cell to this folder as <model>__<photo>.png.")
 @click.option("--title", help="Title line of the grid [default: describes the statistics].")
+@handles_sigterm
 def compare(models: tuple[str, ...], photos: tuple[str, ...], output: str, cell: int, size: int, stats: str,
             save_images: str | None, title: str | None) -> None:
     """Draw a grid: content photos in a header row, then one row per model (labelled norm, style, training steps)."""
@@ -69,6 +72,7 @@ def compare(models: tuple[str, ...], photos: tuple[str, ...], output: str, cell:
 @click.option("--amplify", type=click.FloatRange(min=0, min_open=True), default=10.0,
               help="Gain of the difference heat map.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write every measured row as JSON.")
+@handles_sigterm
 def independence(models: tuple[str, ...], target: str, companions: tuple[str, ...], size: int, fp64: bool,
                  modes: str, contrast: bool, output: str, contrast_figure: str | None, amplify: float,
                  json_path: str | None) -> None:
@@ -113,6 +117,7 @@ def independence(models: tuple[str, ...], target: str, companions: tuple[str, ..
 @click.option("--stats", type=click.Choice(["running", "batch", "single"]), default="running", help=STATS_HELP)
 @click.option("--fp64/--no-fp64", default=False, help="Also measure batch independence in fp64.")
 @click.option("--title", default="Normalization ablation", help="Report title.")
+@handles_sigterm
 def report(models: tuple[str, ...], photos: tuple[str, ...], out_dir: str, target: str | None, as_html: bool,
            size: int, cell: int, stats: str, fp64: bool, title: str) -> None:
     """Build the norm-ablation report: comparison grid, independence figure and table, contrast table, train/eval

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from styler.cli.signals import handles_sigterm
 from styler.infer.apply import FORMAT_SUFFIX, ApplyUsageError
 from styler.infer.backends import BACKENDS, PRECISIONS
 
@@ -72,6 +73,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary (stdout; stderr when the "
               "image goes to stdout).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or warnings.")
+@handles_sigterm
 def apply(inputs: tuple[str, ...], model: str | None, output: str | None, out_dir: str | None, suffix: str | None,
           fmt: str | None, quality: int, force: bool, max_size: int | None, scale: float | None,
           preserve_color: bool, color_space: str, strength: float, batch_size: int, device: str, backend: str,
@@ -112,6 +114,8 @@ def apply(inputs: tuple[str, ...], model: str | None, output: str | None, out_di
         progress.close()
     _warn(stylizer.notes[notes_seen:], quiet)  # e.g. a compile failure met on the first image
     failed = sum(not r.ok for r in records)
+    if to_stdout and failed:
+        _detach_stdout()
     if as_json:
         click.echo(json.dumps(_summary(stylizer, records, started), indent=2), err=to_stdout)
     elif not quiet and not to_stdout:
@@ -129,6 +133,23 @@ def _usage_errors() -> Iterator[None]:
         yield
     except ApplyUsageError as exc:
         raise click.UsageError(str(exc)) from exc
+
+
+def _detach_stdout() -> None:
+    """Point stdout at the null device after a failed image write to it.
+
+    Why: the bytes of the failed write may still sit in Python's stdout buffer, and the interpreter flushes it once
+    more at exit; into a closed pipe that prints a second, confusing ``BrokenPipeError`` and changes the exit code
+    to 120. The error has been reported; nothing more should reach the broken stdout.
+    """
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout without a descriptor (captured in tests): nothing to do
+        pass
 
 
 def _warn(notes: Sequence[str], quiet: bool) -> None:
@@ -175,6 +196,7 @@ def _summary(stylizer: Stylizer, records: Sequence[ApplyRecord], started: float)
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("model")
 @click.option("--json", "as_json", is_flag=True, help="Print the metadata as JSON.")
+@handles_sigterm
 def info(model: str, as_json: bool) -> None:
     """Print a model file's metadata: norm, style, training settings, size, checksum."""
     from styler.io.modelfile import read_model_info
@@ -202,6 +224,7 @@ def info(model: str, as_json: bool) -> None:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+@handles_sigterm
 def models(as_json: bool) -> None:
     """List the models found in $STYLER_MODEL_DIR and weights/ (the default is marked with *)."""
     from styler.io.zoo import default_model, model_search_dirs

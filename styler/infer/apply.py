@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from styler.errors import StylerError
 from styler.infer.options import StylizeOptions
@@ -26,7 +26,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from styler.infer.stylizer import Stylizer, StylizeResult
     from styler.io.images import InputItem, RGBImage
 
-__all__ = ["FORMAT_SUFFIX", "ApplyOptions", "ApplyRecord", "ApplyUsageError", "OutputPolicy", "apply_files"]
+__all__ = ["FORMAT_SUFFIX", "ApplyOptions", "ApplyRecord", "ApplyUsageError", "OutputClaim", "OutputPolicy",
+           "apply_files"]
 
 #: ``--format`` choices and the suffix each writes.
 FORMAT_SUFFIX = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp", "bmp": ".bmp", "tiff": ".tiff"}
@@ -92,18 +93,35 @@ class ApplyRecord:
                 "warnings": self.warnings}
 
 
+class OutputClaim(NamedTuple):
+    """An output as :meth:`OutputPolicy.claim_output` decided it: the name shown to the user, the resolved path
+    written, and why it may not be written (None: reserved for this input)."""
+
+    shown: str
+    path: str
+    refusal: str | None
+
+
 class OutputPolicy:
     """Names each input's output and decides whether it may be written.
 
     The suffix defaults to ``_<model name>``; folder and glob expansion skip files that already carry it, so a
-    second run does not stylize the first run's outputs.
+    second run does not stylize the first run's outputs. The model name comes from a file, so it is reduced to a
+    file-name-safe token (:func:`styler.io.names.safe_name`) here as well as where it is read.
+
+    Every check runs on the resolved path (symlinks and ``..`` resolved), and that resolved path is what gets
+    written: ``--out-dir new/../keep`` is ``keep``, for the exists check as for the write. An output must land in the
+    folder it was meant for (``--out-dir``, or the input's own folder); a name that would leave it is refused.
     """
 
     def __init__(self, options: ApplyOptions, model_name: str) -> None:
+        from styler.io.names import safe_name
+
         self.options = options
-        self.suffix = f"_{model_name}" if options.suffix is None else options.suffix
+        self.suffix = f"_{safe_name(model_name)}" if options.suffix is None else options.suffix
         self._inputs: set[str] = set()
         self._written: set[str] = set()
+        self._cleaned: set[str] = set()
 
     def is_earlier_output(self, path: Path) -> bool:
         return bool(self.suffix) and path.stem.endswith(self.suffix)
@@ -112,34 +130,94 @@ class OutputPolicy:
         """Remember the inputs of this run: no output may overwrite one of them."""
         self._inputs |= {os.path.realpath(i.path) for i in items if not i.is_stdin and i.error is None}
 
-    def path_for(self, item: InputItem) -> str:
+    def _folder_and_name(self, item: InputItem) -> tuple[Path, str]:
+        """The folder an input's output belongs in and its file name (before any check)."""
         options = self.options
-        if options.output:
-            return options.output
-        if item.is_stdin:
-            return _STDOUT
         src = Path(item.path)
         ext = FORMAT_SUFFIX[options.fmt] if options.fmt else _REMAP_SUFFIX.get(src.suffix.lower(), src.suffix or ".png")
         name = f"{src.stem}{self.suffix}{ext}"
         if options.out_dir:
             rel = src.parent.relative_to(item.root) if item.root is not None else Path()
-            return str(Path(options.out_dir) / rel / name)
-        return str(src.with_name(name))
+            return Path(options.out_dir) / rel, name
+        return src.parent, name
+
+    def path_for(self, item: InputItem) -> str:
+        """The output of ``item`` as the user would spell it (``-o``, ``--out-dir``/name, or beside the input)."""
+        if self.options.output:
+            return self.options.output
+        if item.is_stdin:
+            return _STDOUT
+        folder, name = self._folder_and_name(item)
+        return str(folder / name)
 
     def claim(self, item: InputItem) -> tuple[str, str | None]:
         """``(output, None)`` with the output reserved for ``item``, or ``(output, why it may not be written)``."""
-        out = self.path_for(item)
-        if out == _STDOUT:
-            return out, None
-        real = os.path.realpath(out)
+        claim = self.claim_output(item)
+        return claim.shown, claim.refusal
+
+    def claim_output(self, item: InputItem) -> OutputClaim:
+        """Decide ``item``'s output: where it is written (resolved) and whether it may be."""
+        shown = self.path_for(item)
+        if shown == _STDOUT:
+            return OutputClaim(shown, shown, None)
+        target = _resolve(shown)
+        refusal = self._placement_refusal(item, shown, target) or self._refusal(item, shown, target)
+        if refusal is None:
+            self._written |= {str(target), os.path.realpath(target)}
+            self._clean_folder(target.parent)
+        return OutputClaim(shown, str(target), refusal)
+
+    def _placement_refusal(self, item: InputItem, shown: str, target: Path) -> str | None:
+        """Why an output named from the input and the suffix would leave the folder it belongs in, if it would."""
+        if self.options.output:
+            return None  # -o names the file itself
+        folder, name = self._folder_and_name(item)
+        if os.sep in name or (os.altsep and os.altsep in name) or name in (".", ".."):
+            return f"{item.path}: output name {name!r} is not a plain file name (check --suffix)"
+        base = _resolve(folder)
+        if not _inside(target.parent, base):
+            where = "--out-dir " + str(self.options.out_dir) if self.options.out_dir else "the input's folder"
+            return f"{item.path}: output {shown} resolves to {target}, outside {where}; refused"
+        return None
+
+    def _refusal(self, item: InputItem, shown: str, target: Path) -> str | None:
+        real = os.path.realpath(target)
         if real in self._inputs:
-            return out, f"{item.path}: output {out} would overwrite an input; choose --suffix or --out-dir"
-        if real in self._written:
-            return out, f"{item.path}: output {out} was already written by another input in this run"
-        if os.path.exists(out) and not self.options.force:
-            return out, f"{item.path}: output {out} exists (use --force to overwrite)"
-        self._written.add(real)
-        return out, None
+            return f"{item.path}: output {shown} would overwrite an input; choose --suffix or --out-dir"
+        if str(target) in self._written or real in self._written:
+            return f"{item.path}: output {shown} was already written by another input in this run"
+        if target.is_dir():
+            return (f"{item.path}: output {shown} is a directory; name a file to write (or use --out-dir "
+                    f"{shown} to write into it)")
+        if os.path.lexists(target) and not self.options.force:
+            return f"{item.path}: output {shown} exists (use --force to overwrite)"
+        return None
+
+    def _clean_folder(self, folder: Path) -> None:
+        """Remove temporary images that killed earlier runs left in an output folder (once per folder)."""
+        key = str(folder)
+        if key not in self._cleaned:
+            self._cleaned.add(key)
+            from styler.io.tempfiles import clean_stale_temp_files
+
+            clean_stale_temp_files(folder)
+
+
+def _resolve(path: str | os.PathLike) -> Path:
+    """``path`` with its folder fully resolved (symlinks, ``..``) and its last component kept as it is.
+
+    Why not resolve the last component too: if the output name is an existing symlink, ``--force`` replaces the
+    link, never the file it points to, so the link is what the checks must look at.
+    """
+    path = Path(path)
+    return Path(os.path.realpath(path.parent)) / path.name
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        return os.path.commonpath([path, folder]) == str(folder)
+    except ValueError:  # different drives
+        return False
 
 
 RecordFn = Callable[[ApplyRecord], None]
@@ -151,7 +229,7 @@ class _Batches:
     def __init__(self, stylizer: Stylizer, options: ApplyOptions, on_record: RecordFn | None) -> None:
         self.stylizer, self.options, self._on_record = stylizer, options, on_record
         self.records: list[ApplyRecord] = []
-        self._pending: list[tuple[InputItem, str, RGBImage]] = []
+        self._pending: list[tuple[InputItem, OutputClaim, RGBImage]] = []
 
     def _emit(self, record: ApplyRecord) -> None:
         self.records.append(record)
@@ -161,7 +239,7 @@ class _Batches:
     def fail(self, item: InputItem, message: str, output: str | None = None) -> None:
         self._emit(ApplyRecord(item.path, output, "error", message))
 
-    def add(self, item: InputItem, output: str, image: RGBImage) -> None:
+    def add(self, item: InputItem, output: OutputClaim, image: RGBImage) -> None:
         self._pending.append((item, output, image))
         if len(self._pending) >= self.options.batch_size:
             self.flush()
@@ -175,28 +253,31 @@ class _Batches:
                                                  batch_size=self.options.batch_size)
         except StylerError as exc:
             for item, out, _ in pending:
-                self.fail(item, f"{item.path}: {exc}", out)
+                self.fail(item, f"{item.path}: {exc}", out.shown)
             return
         except (RuntimeError, MemoryError, ValueError) as exc:  # e.g. out of memory in the network
             for item, out, _ in pending:
-                self.fail(item, f"{item.path}: {type(exc).__name__}: {exc}", out)
+                self.fail(item, f"{item.path}: {type(exc).__name__}: {exc}", out.shown)
             return
         for (item, out, image), result in zip(pending, results):
             self._write(item, out, image, result)
 
-    def _write(self, item: InputItem, out: str, image: RGBImage, result: StylizeResult) -> None:
+    def _write(self, item: InputItem, out: OutputClaim, image: RGBImage, result: StylizeResult) -> None:
+        """Write one result where its claim says: exclusively unless ``--force`` (another process may have created
+        the file since the claim), with the sRGB profile when the photo had a colour profile."""
         from styler.io.images import write_image
 
         options = self.options
         try:
-            notes = list(image.warnings) + write_image(result.image.rgb, out, alpha=result.image.alpha,
-                                                       fmt=options.fmt or ("png" if out == _STDOUT else None),
-                                                       quality=options.quality)
+            notes = list(image.warnings) + write_image(result.image.rgb, out.path, alpha=result.image.alpha,
+                                                       fmt=options.fmt or ("png" if out.path == _STDOUT else None),
+                                                       quality=options.quality, overwrite=options.force,
+                                                       srgb_profile=image.profile is not None)
         except StylerError as exc:
-            self.fail(item, str(exc), out)
+            self.fail(item, str(exc).replace(out.path, out.shown), out.shown)
             return
         height, width = result.image.rgb.shape[:2]
-        self._emit(ApplyRecord(item.path, out, "ok", size=(width, height), seconds=result.seconds,
+        self._emit(ApplyRecord(item.path, out.shown, "ok", size=(width, height), seconds=result.seconds,
                                tiled=result.tiled, backend=result.backend, warnings=notes))
 
 
@@ -235,14 +316,14 @@ def apply_files(inputs: Sequence[str], stylizer: Stylizer, options: ApplyOptions
         if item.error is not None:
             batches.fail(item, item.error)
             continue
-        out, refusal = policy.claim(item)
-        if refusal is not None:
-            batches.fail(item, refusal, out)
+        out = policy.claim_output(item)
+        if out.refusal is not None:
+            batches.fail(item, out.refusal, out.shown)
             continue
         try:
             image = read_image(item.path, max_pixels=limit)
         except StylerError as exc:
-            batches.fail(item, str(exc), out)
+            batches.fail(item, str(exc), out.shown)
             continue
         batches.add(item, out, image)
     batches.flush()

@@ -35,19 +35,37 @@ class TilePlan(NamedTuple):
 
 def processing_size(size: tuple[int, int], *, max_size: int | None = None, scale: float | None = None
                     ) -> tuple[int, int]:
-    """(width, height) to stylize at: ``size`` × ``scale``, then the long side capped at ``max_size``."""
+    """(width, height) to stylize at: ``size`` × ``scale``, then the long side capped at ``max_size``.
+
+    Raises:
+        StylerError: the result is below :data:`MIN_SIDE`; the message names the option that shrank it, or says to
+        enlarge the image (``--scale``), since ``--max-size`` only ever makes images smaller.
+    """
     width, height = size
     if scale is not None and scale != 1:
         if scale <= 0:
             raise ValueError("scale must be positive")
         width, height = max(1, round(width * scale)), max(1, round(height * scale))
+    scaled = (width, height)
     if max_size and max(width, height) > max_size:
         factor = max_size / max(width, height)
         width, height = max(1, round(width * factor)), max(1, round(height * factor))
     if min(width, height) < MIN_SIDE:
-        raise StylerError(f"image would be {width}×{height} px; the network needs at least 8×8 (raise --max-size "
-                          "or --scale)")
+        raise StylerError(_too_small_message(size, scaled, (width, height), scale))
     return width, height
+
+
+def _too_small_message(size: tuple[int, int], scaled: tuple[int, int], final: tuple[int, int],
+                       scale: float | None) -> str:
+    """Why an image ends up below 8×8 and the one thing that would help."""
+    head = f"image would be {final[0]}×{final[1]} px; the network needs at least {MIN_SIDE}×{MIN_SIDE}"
+    if final != scaled:  # --max-size shrank it (a very long, thin image): a larger cap keeps the short side
+        return f"{head} (--max-size shrinks it that far; raise --max-size, or omit it)"
+    if min(size) >= MIN_SIDE and scale is not None and scale < 1:
+        return f"{head} (--scale {scale:g} shrinks it that far; use a larger --scale)"
+    factor = math.ceil(MIN_SIDE / min(size) * 10) / 10
+    return (f"{head}; the image itself is {size[0]}×{size[1]} px: enlarge it with --scale {factor:g} or more, or use "
+            "a larger image")
 
 
 def activation_bytes(height: int, width: int, *, net_width: int, cost: int) -> int:

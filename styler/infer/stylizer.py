@@ -95,7 +95,10 @@ class Stylizer:
 
     @property
     def name(self) -> str:
-        return str(self.meta.get("name") or (self.model_path.stem if self.model_path else "model"))
+        """The model's name as a file-name-safe token: it comes from the model file and ends up in output names."""
+        from styler.io.names import safe_name
+
+        return safe_name(self.meta.get("name") or (self.model_path.stem if self.model_path else "model"))
 
     @property
     def width(self) -> int:

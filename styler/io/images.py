@@ -20,19 +20,25 @@ This module imports torch only inside the tensor helpers, so the ONNX Runtime ap
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import functools
 import glob
 import io
 import os
+import stat
 import struct
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from styler.errors import ImageError
+from styler.io.tempfiles import temp_path
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -52,6 +58,8 @@ STDIO = "-"
 _WRITE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
                   ".tiff": "TIFF", ".gif": "GIF", ".ppm": "PPM", ".pgm": "PPM"}
 _ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
+#: Formats Pillow embeds an ICC profile in.
+_PROFILE_FORMATS = {"PNG", "JPEG", "WEBP", "TIFF"}
 
 
 @dataclass
@@ -65,6 +73,7 @@ class RGBImage:
     mode: str = "RGB"  # Pillow mode of the source
     frames: int = 1
     warnings: list[str] = field(default_factory=list)
+    profile: str | None = None  # description of the colour profile converted to sRGB on read (None: had none)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -143,37 +152,129 @@ def _to_float_planes(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     return np.asarray(img.convert("RGB"), dtype=np.uint8).astype(np.float32) / 255.0, None
 
 
-def read_image(source: str | os.PathLike | bytes | BinaryIO, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-               name: str | None = None) -> RGBImage:
-    """Decode an image file, bytes or binary stream into an :class:`RGBImage` (EXIF orientation applied).
+def _open_regular(path: str | os.PathLike, label: str) -> BinaryIO:
+    """Open a path for reading only if it is a regular file; anything else is an :class:`ImageError` at once.
 
-    Args:
-        source: a path, ``"-"`` for stdin, raw bytes or a binary file object.
-        max_pixels: refuse larger images before decoding (decompression-bomb guard); ``None`` or 0: no limit.
-        name: how to call the source in messages (defaults to the path, or ``<stdin>``).
-
-    Raises:
-        ImageError: unreadable path, not an image, truncated/corrupt data, or above ``max_pixels``.
+    Why not ``open()`` and see: opening a FIFO blocks until a writer appears (forever, in a batch), and a device such
+    as ``/dev/zero`` never ends. The file is opened non-blocking (which never waits, whatever it is), checked with
+    ``fstat`` on the open descriptor (so a file swapped for a FIFO after a check cannot slip through), then switched
+    back to blocking reads.
     """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError as exc:
+        raise ImageError(f"{label}: no such file") from exc
+    except PermissionError as exc:
+        raise ImageError(f"{label}: permission denied") from exc
+    except IsADirectoryError as exc:
+        raise ImageError(f"{label}: is a directory") from exc
+    except OSError as exc:  # e.g. a symlink loop (ELOOP), a name too long
+        raise ImageError(f"{label}: cannot open ({exc.strerror or exc})") from exc
+    try:
+        kind = _file_kind(os.fstat(fd).st_mode)
+        if kind == "directory":
+            raise ImageError(f"{label}: is a directory")
+        if kind is not None:
+            raise ImageError(f"{label}: is a {kind}, not a regular file; styler reads image files (use '-' to "
+                             "read from stdin)")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _file_kind(mode: int) -> str | None:
+    """None for a regular file, else what it is, for the message."""
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISSOCK, "socket"),
+             (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"))
+    return next((name for test, name in kinds if test(mode)), "special file")
+
+
+#: Leading bytes of the formats styler reads, to tell a damaged file of a known format from a file that is no image.
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"BM", "BMP"),
+)
+
+
+def _sniff_format(head: bytes) -> str | None:
+    """The format whose signature ``head`` starts with (WebP: ``RIFF....WEBP``; PPM/PGM: ``P1``-``P6``), or None."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if len(head) >= 3 and head[:1] == b"P" and head[1:2] in b"123456" and head[2:3].isspace():
+        return "PPM"
+    return next((fmt for signature, fmt in _SIGNATURES if head.startswith(signature)), None)
+
+
+def _unidentified_message(label: str, handle: BinaryIO) -> str:
+    """Why Pillow could not identify the file: empty, a damaged file of a known format (with the decoder's reason),
+    or not an image at all."""
+    try:
+        handle.seek(0)
+        head = handle.read(16)
+    except (OSError, ValueError):  # a pipe or socket stream cannot be read again
+        return f"{label}: not an image, or a format Pillow cannot read"
+    if not head:
+        return f"{label}: empty file, not an image"
+    fmt = _sniff_format(head)
+    if fmt is None:
+        return f"{label}: not an image, or a format Pillow cannot read"
+    reason = ""
+    factory = Image.OPEN.get(fmt, (None, None))[0]
+    if factory is not None:
+        try:
+            handle.seek(0)
+            factory(handle, label)
+        except Exception as exc:  # the decoder's own words: "broken PNG file (bad header checksum in b'IHDR')"
+            reason = f": {exc}" if str(exc) else ""
+    return f"{label}: damaged {fmt} file, its header cannot be decoded{reason}"
+
+
+def _source_handle(source: str | os.PathLike | bytes | BinaryIO, name: str | None) -> tuple[BinaryIO, str, bool]:
+    """``(binary handle, label for messages, whether the caller must close it)`` for any source of read_image."""
     if isinstance(source, (str, os.PathLike)) and str(source) == STDIO:
         source = sys.stdin.buffer.read()
         name = name or "<stdin>"
     if isinstance(source, bytes):
-        label = name or "<bytes>"
-        handle: object = io.BytesIO(source)
-    elif isinstance(source, (str, os.PathLike)):
+        return io.BytesIO(source), name or "<bytes>", True
+    if isinstance(source, (str, os.PathLike)):
         label = name or str(source)
-        path = Path(source)
-        if path.is_dir():
-            raise ImageError(f"{label}: is a directory")
-        handle = path
-    else:
-        label = name or getattr(source, "name", "<stream>")
-        handle = source
-    limit = int(max_pixels or 0)
+        return _open_regular(source, label), label, True
+    return source, name or str(getattr(source, "name", "<stream>")), False
+
+
+def read_image(source: str | os.PathLike | bytes | BinaryIO, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+               name: str | None = None) -> RGBImage:
+    """Decode an image file, bytes or binary stream into an :class:`RGBImage` (EXIF orientation applied, colours
+    converted to sRGB when the file embeds another colour profile).
+
+    Args:
+        source: a path (a regular file: FIFOs, devices and sockets are refused before anything is read), ``"-"`` for
+            stdin, raw bytes or a binary file object.
+        max_pixels: refuse larger images before decoding (decompression-bomb guard); ``None`` or 0: no limit.
+        name: how to call the source in messages (defaults to the path, or ``<stdin>``).
+
+    Raises:
+        ImageError: unreadable path, not a regular file, not an image, damaged/truncated data, or above
+        ``max_pixels``.
+    """
+    handle, label, owned = _source_handle(source, name)
+    try:
+        return _decode(handle, label, int(max_pixels or 0))
+    finally:
+        if owned:
+            handle.close()
+
+
+def _decode(handle: BinaryIO, label: str, limit: int) -> RGBImage:
+    """The body of :func:`read_image` once the source is an open binary handle."""
     try:
         # Our own per-call limit replaces Pillow's process-wide one (see _open_unchecked); checked before decoding.
-        img = _open_unchecked(handle)  # type: ignore[arg-type]
+        img: Image.Image = _open_unchecked(handle)
         with img:
             width, height = img.size
             if limit and width * height > limit:
@@ -185,7 +286,9 @@ def read_image(source: str | os.PathLike | bytes | BinaryIO, *, max_pixels: int 
                 img.seek(0)
             fmt, mode = img.format, img.mode
             img.load()
+            icc = img.info.get("icc_profile")
             img = ImageOps.exif_transpose(img)
+            img, profile = _to_srgb(img, icc, label, notes)
             rgb, alpha = _to_float_planes(img)
     except ImageError:
         raise
@@ -194,11 +297,75 @@ def read_image(source: str | os.PathLike | bytes | BinaryIO, *, max_pixels: int 
     except PermissionError as exc:
         raise ImageError(f"{label}: permission denied") from exc
     except Image.UnidentifiedImageError as exc:
-        raise ImageError(f"{label}: not an image, or a format Pillow cannot read") from exc
+        raise ImageError(_unidentified_message(label, handle)) from exc
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError) as exc:
         raise ImageError(f"{label}: cannot decode image ({exc})") from exc
     return RGBImage(rgb=np.ascontiguousarray(rgb), alpha=alpha, source=label, format=fmt, mode=mode, frames=frames,
-                    warnings=notes)
+                    warnings=notes, profile=profile)
+
+
+# --- colour profiles -----------------------------------------------------------------------------------------------
+
+#: Pillow mode → (colour space its embedded profile must describe, mode of the sRGB result).
+_CMS_MODES = {"RGB": ("RGB ", "RGB"), "RGBA": ("RGB ", "RGBA"), "CMYK": ("CMYK", "RGB"), "L": ("GRAY", "RGB")}
+
+
+@functools.lru_cache(maxsize=1)
+def _srgb_profile() -> Any:
+    """LittleCMS's built-in sRGB profile (an ``ImageCms.ImageCmsProfile``), built once."""
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def srgb_icc_profile() -> bytes:
+    """The sRGB ICC profile styler embeds in outputs whose input carried a colour profile."""
+    return bytes(_srgb_profile().tobytes())
+
+
+def _to_srgb(img: Image.Image, icc: bytes | None, label: str, notes: list[str]) -> tuple[Image.Image, str | None]:
+    """Convert an image with an embedded colour profile ``icc`` to sRGB; returns it and the profile's description.
+
+    Why: the network, the colour-preserving blend and every viewer that ignores profiles assume sRGB. A Display P3
+    or Adobe RGB photo read as raw values is off by up to ~60 levels in colour-managed viewers once its profile is
+    dropped. Images without a profile are sRGB by convention and come back unchanged (None). A profile that cannot
+    be used (unreadable, of another colour space than the pixels, or a mode LittleCMS cannot convert, e.g. 16-bit)
+    is ignored with a warning: the raw values are then taken as sRGB, as before.
+    """
+    if not icc:
+        return img, None
+    from PIL import ImageCms
+
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        description = ImageCms.getProfileDescription(source).strip() or "unnamed profile"
+        space = str(source.profile.xcolor_space)
+    except (OSError, ImageCms.PyCMSError, TypeError, ValueError) as exc:
+        notes.append(f"{label}: embedded colour profile unreadable ({exc}); colours taken as sRGB")
+        return img, None
+    alpha = None
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif img.mode == "LA":  # LittleCMS has no grey+alpha type: convert the grey plane, put the alpha back
+        alpha, img = img.getchannel("A"), img.convert("L")
+    expected, out_mode = _CMS_MODES.get(img.mode, (None, None))
+    if expected != space or out_mode is None:
+        notes.append(f"{label}: colour profile {description!r} ({space.strip()}) not applied to {img.mode} pixels; "
+                     "colours taken as sRGB")
+        return img if alpha is None else _with_alpha(img, alpha), None
+    try:
+        converted = ImageCms.profileToProfile(img, source, _srgb_profile(), outputMode=out_mode)
+    except (OSError, ImageCms.PyCMSError, ValueError) as exc:
+        notes.append(f"{label}: colour profile {description!r} could not be applied ({exc}); colours taken as sRGB")
+        return img if alpha is None else _with_alpha(img, alpha), None
+    assert converted is not None  # not in place: profileToProfile returns the new image
+    return converted if alpha is None else _with_alpha(converted, alpha), description
+
+
+def _with_alpha(img: Image.Image, alpha: Image.Image) -> Image.Image:
+    out = img.convert("RGBA" if img.mode != "L" else "LA")
+    out.putalpha(alpha)
+    return out
 
 
 # --- resizing ------------------------------------------------------------------------------------------------------
@@ -216,7 +383,7 @@ def resize_image(image: RGBImage, size: tuple[int, int]) -> RGBImage:
     rgb = np.stack([_resize_plane(image.rgb[:, :, c], size) for c in range(3)], axis=2)
     alpha = None if image.alpha is None else np.clip(_resize_plane(image.alpha, size), 0, 1)
     return RGBImage(rgb=np.clip(rgb, 0, 1), alpha=alpha, source=image.source, format=image.format,
-                    mode=image.mode, frames=image.frames, warnings=list(image.warnings))
+                    mode=image.mode, frames=image.frames, warnings=list(image.warnings), profile=image.profile)
 
 
 # --- writing -------------------------------------------------------------------------------------------------------
@@ -236,10 +403,16 @@ def output_format(path: str | os.PathLike | None, fallback: str | None = "PNG") 
 
 
 def write_image(rgb: np.ndarray, path: str | os.PathLike, *, alpha: np.ndarray | None = None,
-                fmt: str | None = None, quality: int = 95) -> list[str]:
+                fmt: str | None = None, quality: int = 95, overwrite: bool = True,
+                srgb_profile: bool = False) -> list[str]:
     """Write float RGB (and alpha) to ``path`` (``"-"``: stdout, format ``fmt`` or PNG); returns warnings.
 
-    Files are written to a temporary name and renamed, so a failure never leaves a half-written output.
+    Files are written to a temporary name beside the target (:func:`styler.io.tempfiles.temp_path`) and then put in
+    place, so a failure or an interrupt never leaves a half-written output. ``overwrite=False`` puts it in place
+    exclusively: if the target exists, even one created by another process a moment ago, nothing is replaced and
+    an :class:`ImageError` says so. ``srgb_profile`` embeds the sRGB ICC profile (formats that carry one), for
+    outputs of photos that had a colour profile: the pixels are sRGB and the file says so. Writes to stdout are
+    checked to the last byte (see :func:`_write_stdout`).
     """
     notes: list[str] = []
     fmt = output_format(None, fmt) if fmt else output_format(path)
@@ -252,27 +425,80 @@ def write_image(rgb: np.ndarray, path: str | os.PathLike, *, alpha: np.ndarray |
     kwargs: dict[str, object] = {}
     if fmt in ("JPEG", "WEBP"):
         kwargs["quality"] = quality
+    if srgb_profile and fmt in _PROFILE_FORMATS:
+        kwargs["icc_profile"] = srgb_icc_profile()
     if fmt == "GIF":
         img = img.convert("P", palette=Image.Palette.ADAPTIVE)
     try:
         if str(path) == STDIO:
             buffer = io.BytesIO()
             img.save(buffer, format=fmt, **kwargs)
-            sys.stdout.buffer.write(buffer.getvalue())
-            sys.stdout.buffer.flush()
+            _write_stdout(buffer.getbuffer())
             return notes
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        try:
-            img.save(tmp, format=fmt, **kwargs)
-            os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        _save_in_place(img, Path(path), fmt, kwargs, overwrite)
+    except ImageError:
+        raise
+    except FileExistsError as exc:
+        raise ImageError(f"output {path} exists (created while this run wrote it; use --force to overwrite)") from exc
     except (OSError, ValueError, KeyError) as exc:
         raise ImageError(f"cannot write image {path}: {exc}") from exc
     return notes
+
+
+def _save_in_place(img: Image.Image, target: Path, fmt: str, kwargs: dict[str, object], overwrite: bool) -> None:
+    """Save to the temporary name, then rename it over ``target`` (``overwrite``) or link it there exclusively.
+
+    Why a hard link for the exclusive case: ``os.link`` fails if the target exists, atomically, so of two runs that
+    both found the name free only one gets it; checking first and renaming after would let the second overwrite the
+    first. File systems without hard links fall back to creating the target with ``O_EXCL`` and renaming over that
+    placeholder, which is as exclusive but briefly shows an empty file.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(target)
+    try:
+        img.save(tmp, format=fmt, **kwargs)
+        if overwrite:
+            os.replace(tmp, target)
+            return
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            raise
+        except OSError as exc:  # EPERM/ENOTSUP/EMLINK: no hard links here
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV):
+                raise
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def _write_stdout(data: memoryview) -> None:
+    """Write all of ``data`` to stdout, or raise: every write checked, flushed, and synced when stdout is a file.
+
+    Why each step: with ``PYTHONUNBUFFERED=1`` (common in containers) ``sys.stdout.buffer`` is a raw file whose
+    ``write`` may write only part (a pipe whose reader left, a disk that filled up) and *returns* the count instead
+    of raising, so an unchecked write exits 0 with half a PNG. A short write is retried with the rest; a write that
+    makes no progress, EPIPE or ENOSPC raise. When stdout is a regular file, ``fsync`` reports the errors a file
+    system defers until the data reaches the disk (full disks on NFS, quotas).
+    """
+    stream = sys.stdout.buffer
+    view = memoryview(data).cast("B")
+    while view:
+        written = stream.write(view)
+        if written is None:  # a non-blocking stdout that is full
+            raise OSError(errno.EAGAIN, "stdout would block; output not fully written")
+        if written <= 0:
+            raise OSError(errno.EIO, f"stdout accepted no more data ({len(view)} bytes not written)")
+        view = view[written:]
+    stream.flush()
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError, AttributeError):  # not backed by a descriptor (tests, embedding applications)
+        return
+    if stat.S_ISREG(os.fstat(fd).st_mode):
+        os.fsync(fd)
 
 
 # --- finding inputs ------------------------------------------------------------------------------------------------
@@ -353,7 +579,7 @@ def open_rgb(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXEL
     return Image.fromarray(to_uint8(read_image(path, max_pixels=max_pixels).rgb), "RGB")
 
 
-def pil_to_tensor(img: Image.Image) -> "torch.Tensor":
+def pil_to_tensor(img: Image.Image) -> torch.Tensor:
     """RGB PIL image → 1×3×H×W float tensor in [0, 1]."""
     import torch
 
@@ -361,7 +587,7 @@ def pil_to_tensor(img: Image.Image) -> "torch.Tensor":
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
 
 
-def tensor_to_pil(x: "torch.Tensor") -> Image.Image:
+def tensor_to_pil(x: torch.Tensor) -> Image.Image:
     """1×3×H×W or 3×H×W float tensor in [0, 1] (clamped) → RGB PIL image."""
     if x.dim() == 4:
         if x.shape[0] != 1:
@@ -371,7 +597,7 @@ def tensor_to_pil(x: "torch.Tensor") -> Image.Image:
     return Image.fromarray(to_uint8(arr), "RGB")
 
 
-def save_image(img: "Image.Image | torch.Tensor", path: str | os.PathLike, quality: int = 95) -> Path:
+def save_image(img: Image.Image | torch.Tensor, path: str | os.PathLike, quality: int = 95) -> Path:
     """Write an image, creating parent folders; the format follows the suffix."""
     if not isinstance(img, Image.Image):
         img = tensor_to_pil(img)
