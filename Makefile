@@ -10,17 +10,23 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo-output
 
-.PHONY: install test lint demo bench clean
+.PHONY: install browser test lint demo clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,test,lint]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,test,lint,web]'
 	touch $(STAMP)
 
-test: install
+# The real-browser test drives Debian's Chromium: install it when missing (root + apt-get; else that test skips).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "chromium not installed: tests/web/test_browser.py will be skipped"
+
+test: install browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
