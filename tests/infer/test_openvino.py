@@ -178,6 +178,10 @@ def test_the_gate_rejects_a_model_made_to_break_under_int8(tmp_path: Path, cache
     assert len(auto.notes) == 1 and "fails the quality gate" in auto.notes[0] and "keeps bf16" in auto.notes[0]
     again = open_backend("auto", path, device="cpu")  # the verdict is cached: no second calibration, no note
     assert (again.precision, again.notes) == ("bf16", []) and "int8 kept off" in again.selection["reason"]
+    from styler.infer.backends.openvino import describe
+
+    described = describe(path)  # what `styler info` can say from the caches alone
+    assert described["runs"] == "openvino bf16" and described["int8_gate"]["passed"] is False
     forced = open_backend("openvino", path, device="cpu", precision="int8")
     gate = forced.selection["int8_gate"]
     assert forced.precision == "int8" and not gate["passed"] and gate["psnr_db"] < 40 and gate["level"] == 2

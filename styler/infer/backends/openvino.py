@@ -36,7 +36,7 @@ from styler.infer.backends.base import BackendError, ModelHandle
 from styler.infer.onnx_export import ensure_onnx
 from styler.io.files import sha256_file
 
-__all__ = ["OpenVinoBackend", "OV_ACTIVATION_COST", "openvino_available", "Selection", "select"]
+__all__ = ["OpenVinoBackend", "OV_ACTIVATION_COST", "openvino_available", "Selection", "select", "describe"]
 
 #: Peak activation bytes per pixel per unit of network width (measured: ~1.2 GB peak RSS for width 16 at 1920×1080
 #: in fp32, about ONNX Runtime's; bf16 and int8 need less).
@@ -312,3 +312,31 @@ class OpenVinoBackend:
     def run(self, batch: np.ndarray) -> np.ndarray:
         out = self._request.infer({0: np.ascontiguousarray(batch, dtype=np.float32)})[0]
         return np.array(out, dtype=np.float32, copy=True)  # the request reuses its output buffer
+
+
+def describe(model_path: str | Path) -> dict[str, Any]:
+    """What ``--backend auto`` runs for a model file on this CPU, read from the caches only (nothing is exported,
+    calibrated or compiled, torch is not imported): for ``styler info``. ``runs`` is None when the int8 verdict is
+    not known yet (the first ``styler apply`` measures it)."""
+    from styler.infer import ovcache, ovgraph, quantize
+
+    caps = cpu_capabilities()
+    out: dict[str, Any] = {"cpu_capabilities": capability_key(caps),
+                           "native_precisions": list(native_cpu_precisions(caps)),
+                           "openvino": openvino_available(), "runs": None, "int8_gate": None}
+    if not openvino_available():
+        out["runs"] = "onnx fp32"
+        return out
+    digest = sha256_file(model_path)
+    stem = (f"{Path(model_path).stem}-{digest[:20]}-{capability_key(caps)}-ov{ovcache.openvino_version()}"
+            f"-r{ovgraph.REWRITE_VERSION}-q{quantize.QUANT_VERSION}")
+    record = ovcache.read_record(ovcache.entry_path(stem)) if "int8" in native_cpu_precisions(caps) else None
+    fallback = "openvino bf16" if caps & BF16_FLAGS else "openvino fp32"
+    if "int8" not in native_cpu_precisions(caps):
+        out["runs"] = fallback
+    elif record is not None and record.get("model_sha256") == digest and isinstance(record.get("gate"), dict):
+        out["int8_gate"] = record["gate"]
+        out["runs"] = "openvino int8" if record["gate"].get("passed") else fallback
+    elif record is not None and record.get("error"):
+        out["runs"], out["int8_error"] = fallback, record["error"]
+    return out
