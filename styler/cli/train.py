@@ -60,8 +60,8 @@ def _check_style_and_dataset(options: dict[str, Any]) -> None:
 @click.option("--dataset", "-d", type=click.Path(file_okay=False),
               help="Folder of training photos (searched recursively).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False),
-              help="Model file to write. Default: models/<style>_<norm>.pth. Logs, checkpoints and previews go to "
-                   "<output without .pth>.run/.")
+              help="Model file to write. Default: models/<style>_<norm>.safetensors. Logs, checkpoints and previews go to "
+                   "<output without its suffix>.run/.")
 @click.option("--preset", type=click.Choice(list(PRESETS)),
               help="Bundle of settings: cpu-quick = half width, 128 px, 600 steps (~10 min on 2 CPU cores); "
                    "zoo = the shipped models' settings; paper = Johnson et al. (40k steps, for a GPU). "

@@ -10,6 +10,7 @@ a checkpoint's configuration anywhere.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +20,15 @@ from styler.errors import StylerError
 from styler.loss.taps import TAP_INDICES, unknown_taps
 from styler.nn.spec import ArchSpec, NormSpec
 
-__all__ = ["TrainConfig", "PRESETS", "RESUMABLE_OVERRIDES", "FROM_CHECKPOINT", "config_from_options",
+__all__ = ["TrainConfig", "PRESETS", "RESUMABLE_OVERRIDES", "FROM_CHECKPOINT", "MIN_STYLE_SIZE", "config_from_options",
            "default_output", "iterations_for_epochs", "resumed_config", "style_settings", "parse_style_argument"]
 
 #: Placeholder for the paths a resumed run takes from its checkpoint (``--resume`` without ``--style`` etc.).
 FROM_CHECKPOINT = "<checkpoint>"
+
+#: Smallest long side of the style image: VGG16 pools it four times before relu5_x, and a few pixels leave no
+#: texture to measure (the same floor as the training crops).
+MIN_STYLE_SIZE = 16
 
 
 @dataclass
@@ -81,6 +86,7 @@ class TrainConfig:
         self.style_layers = tuple(self.style_layers)
         self.preview_images = tuple(self.preview_images)
         self._check_styles()
+        self._check_numbers()
         unknown = unknown_taps((self.content_layer, *self.style_layers))
         if unknown:
             raise StylerError(f"unknown VGG16 layer {unknown[0]!r}; known: {', '.join(TAP_INDICES)}")
@@ -96,6 +102,28 @@ class TrainConfig:
             self.arch.validate()
         except ValueError as exc:
             raise StylerError(f"invalid network settings: {exc}") from None
+
+    def _check_numbers(self) -> None:
+        """Refuse settings that would only fail later, deep inside torch, or silently train nonsense.
+
+        Why here and not only in the command line: a NaN learning rate or loss weight poisons every weight at the
+        first step, a negative one climbs the loss instead of descending it, a style image of a few pixels vanishes
+        in VGG's pooling, and an empty style-layer list has no style loss at all; library callers need the same
+        one-line error as the command line, before the dataset scan and the VGG load.
+        """
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise StylerError(f"learning rate must be a positive number, got {self.lr!r}")
+        for key in ("content_weight", "style_weight", "tv_weight"):
+            value = getattr(self, key)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise StylerError(f"{key.replace('_', '-')} must be a finite number >= 0, got {value!r}")
+        if self.style_size is not None and self.style_size != 0 and self.style_size < MIN_STYLE_SIZE:
+            raise StylerError(f"style size {self.style_size} is too small (minimum {MIN_STYLE_SIZE}, or 0 for the "
+                              "image as it is)")
+        if not self.style_layers:
+            raise StylerError("no style layers: give at least one VGG16 layer, e.g. relu2_2")
+        if self.threads is not None and self.threads < 1:
+            raise StylerError(f"threads must be at least 1, got {self.threads}")
 
     def _check_styles(self) -> None:
         """Several styles (or a style added to a model) train one conditional-instance-norm network."""
@@ -195,8 +223,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def default_output(style: str, norm: str) -> str:
-    """Where a run writes its model when no output is given: ``models/<style>_<norm>.pth``."""
-    return str(Path("models") / f"{Path(style).stem}_{norm.lower()}.pth")
+    """Where a run writes its model when no output is given: ``models/<style>_<norm>.safetensors`` (model format v2)."""
+    return str(Path("models") / f"{Path(style).stem}_{norm.lower()}.safetensors")
 
 
 def config_from_options(options: Mapping[str, Any], *, explicit: Iterable[str] = (), preset: str | None = None,
@@ -244,7 +272,14 @@ def resumed_config(saved: TrainConfig, requested: TrainConfig, explicit: Iterabl
 
 
 def iterations_for_epochs(epochs: float, images: int, batch_size: int, world_size: int = 1) -> int:
-    """Optimizer steps for ``epochs`` passes over ``images`` photos at a global batch of ``batch_size·world_size``."""
+    """Optimizer steps for ``epochs`` passes over ``images`` photos at a global batch of ``batch_size·world_size``.
+
+    Raises:
+        StylerError: ``epochs`` is not a positive, finite number (NaN and infinity would otherwise reach ``round``,
+        and a negative count would silently train one step).
+    """
+    if not (math.isfinite(epochs) and epochs > 0):
+        raise StylerError(f"epochs must be a positive number, got {epochs!r}")
     return max(1, round(epochs * images / (batch_size * world_size)))
 
 

@@ -135,7 +135,7 @@ def test_presets_fill_in_only_what_was_not_given() -> None:
     config, explicit = config_from_options(options, explicit={"width", "style", "dataset", "nproc"}, preset="zoo")
     assert config.width == 8  # given explicitly: kept
     assert (config.image_size, config.iterations) == (160, 2000)  # from the preset (iterations only defaulted)
-    assert config.output == default_output("art/starry.jpg", "instance") == "models/starry_instance.pth"
+    assert config.output == default_output("art/starry.jpg", "instance") == "models/starry_instance.safetensors"
     assert explicit == {"width", "style", "dataset"} | set(PRESETS["zoo"])  # "nproc" is no setting
     with pytest.raises(StylerError, match="unknown preset"):
         config_from_options(options, preset="huge")
