@@ -61,6 +61,8 @@ __all__ = ["cache_dir", "cached_export", "export_onnx", "export_graph", "ensure_
 
 PARITY_TOLERANCE = 1e-3  # max |onnx − torch| on outputs in [0, 1] accepted at export time (fp32 gives ~1e-6)
 INPUT_NAME, OUTPUT_NAME = "input", "output"
+#: The second input of a multi-style (conditional norm) graph: the style mix, one weight per style.
+STYLE_NAME = "style"
 
 
 @dataclass
@@ -111,10 +113,39 @@ def _parity_error(net: Any, data: bytes) -> float:
     from styler.infer.backends.ort import open_session, run_session
 
     probe = torch.rand(1, 3, 68, 92, generator=torch.Generator().manual_seed(1))
+    styles = _num_styles(net)
+    mix = None
+    if styles:  # a blend that is neither the default style nor one-hot, so the style input is really checked
+        mix = torch.linspace(1.0, 2.0, styles)
+        mix = mix / mix.sum()
     with torch.inference_mode():
-        expected = net(probe).numpy()
-    got = run_session(open_session(data, threads=1), probe.numpy())
+        expected = (net(probe) if mix is None else net(probe, style=mix)).numpy()
+    got = run_session(open_session(data, threads=1), probe.numpy(), None if mix is None else mix.numpy())
     return float(np.abs(got - expected).max())
+
+
+def _num_styles(net: Any) -> int:
+    """The style count of a conditional-norm network (0 for every other norm)."""
+    arch = getattr(net, "arch", None)
+    norm = getattr(arch, "norm", None)
+    return int(norm.num_styles) if norm is not None and norm.kind == "conditional" else 0
+
+
+class _StyledExport:
+    """``(x, style) -> net(x, style=style)`` as a module, so a multi-style graph takes the style mix as an input."""
+
+    def __new__(cls, net: Any) -> Any:
+        import torch
+
+        class Styled(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.net = net
+
+            def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+                return self.net(x, style=style)
+
+        return Styled().eval()
 
 
 def export_graph(net: Any, *, check: bool = True) -> tuple[bytes, float]:
@@ -132,8 +163,13 @@ def export_graph(net: Any, *, check: bool = True) -> tuple[bytes, float]:
             warnings.simplefilter("ignore")
             # The TorchScript-based exporter (dynamo=False) needs only the ``onnx`` package, not onnxscript.
             # (a file object works, though the stubs name only paths)
-            torch.onnx.export(net, (example,), buffer, dynamo=False, opset_version=OPSET,  # type: ignore[arg-type]
-                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            styles = _num_styles(net)
+            module, args, names = net, (example,), [INPUT_NAME]
+            if styles:  # multi-style: one graph serves every style and blend through its style input
+                module, args, names = _StyledExport(net), (example, torch.full((styles,), 1.0 / styles)), \
+                    [INPUT_NAME, STYLE_NAME]
+            torch.onnx.export(module, args, buffer, dynamo=False, opset_version=OPSET,  # type: ignore[arg-type]
+                              input_names=names, output_names=[OUTPUT_NAME],
                               dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
                                             OUTPUT_NAME: {0: "batch", 2: "height", 3: "width"}})
         data = buffer.getvalue()

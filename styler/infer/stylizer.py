@@ -59,14 +59,38 @@ class Stylizer:
         backend: ``auto``, ``torch``, ``onnx`` or ``compiled`` (:mod:`styler.infer.backends`).
         threads: intra-op threads (None: the runtime's default).
         precision: ``auto``, ``fp32`` or ``bf16`` for the torch and compiled backends.
+        style: for a multi-style model, the style or blend to apply (``"great_wave"``,
+            ``"great_wave:0.6,starry_night:0.4"``; :mod:`styler.infer.styles`); None: its first style.
     """
 
     def __init__(self, model: ModelLike = None, *, device: str = "auto", backend: str = "auto",
-                 threads: int | None = None, precision: str = "auto") -> None:
+                 threads: int | None = None, precision: str = "auto", style: str | None = None) -> None:
         self.engine: Backend = open_backend(backend, model, device=device, threads=threads, precision=precision)
         self.model: ModelHandle = self.engine.model
         self.threads = threads
         self._tiler: TilingBackend | None = cast(TilingBackend, self.engine) if self.engine.tiles else None
+        self.set_style(style)
+
+    @property
+    def style_names(self) -> list[str]:
+        """The model's styles in (γ, β)-row order (one name for a single-style model)."""
+        from styler.infer.styles import model_style_names
+
+        return model_style_names(self.meta.get("metadata") or {})
+
+    def set_style(self, style: str | None) -> None:
+        """Choose the style or blend of a multi-style model for every following image (None: its first style).
+
+        A single-style model accepts only its own style's name (or None): there is nothing to choose.
+        """
+        from styler.infer.styles import parse_style_mix
+
+        names = self.style_names
+        mix = parse_style_mix(style, names)
+        if mix is not None and len(names) == 1 and self.meta.get("arch", {}).get("norm", {}).get("kind") != \
+                "conditional":
+            mix = None  # its own style: nothing to feed
+        self.model.style_mix = mix
 
     @property
     def backend(self) -> str:

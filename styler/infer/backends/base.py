@@ -37,11 +37,14 @@ class ModelHandle:
 
     ``path`` is None only for a model built in memory (it cannot be exported and cached, so it runs on torch).
     ``meta`` holds ``name``, ``arch`` (the :class:`~styler.nn.spec.ArchSpec` as a dict) and ``metadata``.
+    ``style_mix`` is the style blend every backend applies to a multi-style model (None: its first style); it
+    lives here because it belongs to the model being run, whichever backend runs it.
     """
 
     path: Path | None
     loaded: LoadedModel | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    style_mix: np.ndarray | None = None
 
     @classmethod
     def of(cls, model: ModelLike) -> ModelHandle:

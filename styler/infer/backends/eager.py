@@ -60,9 +60,31 @@ class EagerBackend:
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._net(x)
 
+    def _apply_style(self) -> None:
+        """Give a multi-style network the handle's style mix (its buffers: compiled graphs read them as inputs)."""
+        if self.model.style_mix is None and not self._conditional:
+            return
+        import torch
+
+        from styler.nn.kinds.conditional import one_hot_mix, set_style_mix
+
+        mix = self.model.style_mix
+        tensor = one_hot_mix(0, self._conditional) if mix is None else torch.from_numpy(np.asarray(mix))
+        for net in {id(self._fp32): self._fp32, id(self._net): self._net}.values():
+            if isinstance(net, torch.nn.Module):
+                set_style_mix(net, tensor)
+            elif hasattr(net, "_orig_mod"):
+                set_style_mix(net._orig_mod, tensor)
+
+    @property
+    def _conditional(self) -> int:
+        norm = self.model.load().arch.norm
+        return norm.num_styles if norm.kind == "conditional" else 0
+
     def run(self, batch: np.ndarray) -> np.ndarray:
         import torch
 
+        self._apply_style()
         with torch.inference_mode():
             x = torch.from_numpy(batch).to(self.device)
             if self.precision == "bf16":
@@ -76,6 +98,7 @@ class EagerBackend:
 
         from styler.infer.tiling import tiled_forward
 
+        self._apply_style()
         x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))[None]).to(self.device)
         out = tiled_forward(self._fp32, x, tile=tile, stats_max_pixels=stats_max_pixels)
         del x  # the input copy can be large on a GPU; free it before the output's transfer

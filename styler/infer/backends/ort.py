@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from styler.infer.backends.base import BackendError, ModelHandle
-from styler.infer.onnx_export import INPUT_NAME, OUTPUT_NAME, ensure_onnx
+from styler.infer.onnx_export import INPUT_NAME, OUTPUT_NAME, STYLE_NAME, ensure_onnx
 
 __all__ = ["OnnxBackend", "onnxruntime_available", "open_session", "run_session", "ORT_ACTIVATION_COST"]
 
@@ -51,9 +51,17 @@ def open_session(onnx_path: str | os.PathLike | bytes, threads: int | None = Non
                            ) from exc
 
 
-def run_session(session: Any, batch: np.ndarray) -> np.ndarray:
-    """One inference on a session opened by :func:`open_session`."""
-    return session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+def run_session(session: Any, batch: np.ndarray, style: np.ndarray | None = None) -> np.ndarray:
+    """One inference on a session opened by :func:`open_session`; ``style`` is the style mix of a multi-style graph
+    (its first style when None)."""
+    feeds = {INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)}
+    style_input = next((i for i in session.get_inputs() if i.name == STYLE_NAME), None)
+    if style_input is not None:
+        if style is None:
+            style = np.zeros(int(style_input.shape[0]), dtype=np.float32)
+            style[0] = 1.0
+        feeds[STYLE_NAME] = np.ascontiguousarray(style, dtype=np.float32)
+    return session.run([OUTPUT_NAME], feeds)[0]
 
 
 class OnnxBackend:
@@ -83,4 +91,4 @@ class OnnxBackend:
         self._session = open_session(graph.data, threads=threads)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        return run_session(self._session, batch)
+        return run_session(self._session, batch, self.model.style_mix)

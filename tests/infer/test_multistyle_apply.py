@@ -1,0 +1,73 @@
+"""Stylizing with a multi-style (conditional norm) model: every backend applies the chosen style or blend, tiles
+keep it, and a single-style model refuses styles it does not have."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from styler.errors import StylerError
+from styler.infer.options import StylizeOptions
+from styler.infer.stylizer import Stylizer
+from styler.io.images import RGBImage
+from styler.io.modelfile import save_model
+from styler.nn.kinds.conditional import ConditionalInstanceNorm2d
+from styler.nn.network import TransformerNet
+from styler.nn.spec import ArchSpec, NormSpec
+
+NAMES = ("starry", "wave", "scream")
+
+
+@pytest.fixture(scope="module")
+def cin_model(tmp_path_factory) -> tuple[Path, TransformerNet]:
+    torch.manual_seed(0)
+    net = TransformerNet(ArchSpec(width=8, residual_blocks=1, norm=NormSpec.parse("cin:3"))).eval()
+    with torch.no_grad():
+        for layer in net.modules():
+            if isinstance(layer, ConditionalInstanceNorm2d):
+                layer.weight.uniform_(0.2, 3.0)
+                layer.bias.uniform_(-1.0, 1.0)
+        net.decoder[2].conv.weight.mul_(50)  # outputs of O(1), so styles differ visibly
+    path = tmp_path_factory.mktemp("cin") / "three.safetensors"
+    save_model(path, net, {"name": "three", "style": {"name": NAMES[0]}, "styles": [{"name": n} for n in NAMES]})
+    return path, net
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_every_backend_applies_the_blend(cin_model, backend, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("STYLER_CACHE_DIR", str(tmp_path))
+    path, net = cin_model
+    x = np.random.default_rng(0).random((1, 3, 36, 44), dtype=np.float32)
+    stylizer = Stylizer(path, backend=backend, style="wave:0.25,scream:0.75")
+    assert stylizer.style_names == list(NAMES)
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x), style=torch.tensor([0.0, 0.25, 0.75])).numpy()
+        first = net(torch.from_numpy(x), style=torch.tensor([1.0, 0.0, 0.0])).numpy()
+    np.testing.assert_allclose(stylizer.run_batch(x), expected, atol=1e-5)
+    assert np.abs(expected - first).max() > 1e-2  # negative control: the blend is not the default style
+    stylizer.set_style(None)
+    np.testing.assert_allclose(stylizer.run_batch(x), first, atol=1e-5)
+
+
+def test_tiles_keep_the_blend(cin_model) -> None:
+    path, _ = cin_model
+    stylizer = Stylizer(path, backend="torch", style="scream")
+    image = RGBImage(rgb=np.random.default_rng(1).random((90, 70, 3), dtype=np.float32))
+    whole = stylizer.stylize(image, StylizeOptions(tile_size=0)).image.rgb
+    tiled = stylizer.stylize(image, StylizeOptions(tile_size=32))
+    assert tiled.tiled
+    np.testing.assert_allclose(tiled.image.rgb, whole, atol=1e-5)
+
+
+def test_style_errors(cin_model, tmp_path) -> None:
+    path, _ = cin_model
+    with pytest.raises(StylerError, match="unknown style 'monet'; this model has: starry, wave, scream"):
+        Stylizer(path, backend="torch", style="monet")
+    single = save_model(tmp_path / "one.safetensors", TransformerNet(ArchSpec(width=8, residual_blocks=1)),
+                        {"name": "one", "style": {"name": "starry"}})
+    Stylizer(single, backend="torch", style="starry")  # its own style: accepted, nothing to choose
+    with pytest.raises(StylerError, match="unknown style 'wave'"):
+        Stylizer(single, backend="torch", style="wave")
