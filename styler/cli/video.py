@@ -120,18 +120,28 @@ def video(source: str, output: str | None, model: str | None, style: str | None,
     """
     from styler.cli import UserError
     from styler.errors import StylerError
+    from styler.infer.options import StylizeOptions
+    from styler.video.pipeline import VideoOptions
+    from styler.video.temporal import TemporalSettings
 
+    try:
+        settings = TemporalSettings.parse(temporal, blend=blend)
+    except StylerError as exc:
+        raise click.BadParameter(str(exc), param_hint="--temporal") from exc
     start_s, duration_s = _seconds(start, "--start") or 0.0, _seconds(duration, "--duration")
     if duration_s is not None and duration_s <= 0:
         raise click.BadParameter("must be positive", param_hint="--duration")
     if precision == "bf16" and backend in ("auto", "onnx"):
         raise click.UsageError("--precision bf16 needs --backend compiled or torch (ONNX Runtime runs fp32)")
+    options = VideoOptions(max_size=max_size, start=start_s, duration=duration_s, crf=crf, batch_size=batch_size,
+                           force=force, temporal=settings,
+                           stylize=StylizeOptions(preserve_color="ycbcr" if preserve_color else None,
+                                                  strength=strength))
+    runtime = {"device": device, "backend": backend, "threads": threads, "precision": precision}
     progress = _Progress(quiet)
     try:
         with _sigterm_as_interrupt():
-            result, stylizer = _run(source, output, model, style, max_size, start_s, duration_s, crf, temporal,
-                                    blend, preserve_color, strength, batch_size, device, backend, precision,
-                                    threads, force, progress)
+            result, stylizer = _execute(source, output, model, style, options, runtime, progress)
     except KeyboardInterrupt:
         progress.close()
         click.echo("Interrupted; nothing was written.", err=True)
@@ -143,26 +153,17 @@ def video(source: str, output: str | None, model: str | None, style: str | None,
     _report(result, stylizer, as_json, quiet)
 
 
-def _run(source: str, output: str | None, model: str | None, style: str | None, max_size: int | None,
-         start: float, duration: float | None, crf: int, temporal: str, blend: float | None, preserve_color: bool,
-         strength: float, batch_size: int, device: str, backend: str, precision: str, threads: int | None,
-         force: bool, progress: _Progress) -> tuple[Any, Any]:
-    from styler.infer.options import StylizeOptions
-    from styler.video.pipeline import VideoOptions, check_output, default_output, open_video_stylizer, stylize_video
+def _execute(source: str, output: str | None, model: str | None, style: str | None, options: Any,
+             runtime: dict[str, Any], progress: _Progress) -> tuple[Any, Any]:
+    """Check the output, probe the input, open the stylizer, run; cheap failures come before the model loads."""
+    from styler.video.pipeline import check_output, default_output, open_video_stylizer, stylize_video
     from styler.video.source import probe
-    from styler.video.temporal import TemporalSettings
 
-    settings = TemporalSettings.parse(temporal, blend=blend)
-    if output is not None:  # a bad output is reported before the model loads; so is an input that is not a video
-        check_output(source, output, force)
+    if output is not None:
+        check_output(source, output, options.force)
     info = probe(source)
-    stylizer = open_video_stylizer(model, style=style, temporal=settings, device=device, backend=backend,
-                                   threads=threads, precision=precision)
+    stylizer = open_video_stylizer(model, style=style, temporal=options.temporal, **runtime)
     target = output or default_output(source, stylizer.name)
-    options = VideoOptions(max_size=max_size, start=start, duration=duration, crf=crf, batch_size=batch_size,
-                           force=force, temporal=settings,
-                           stylize=StylizeOptions(preserve_color="ycbcr" if preserve_color else None,
-                                                  strength=strength))
     result = stylize_video(info, target, stylizer, options, on_start=progress.start, on_frame=progress.frame)
     return result, stylizer
 

@@ -67,30 +67,48 @@ class VideoResult:
 def open_video_stylizer(model: Any, *, style: str | None = None, temporal: TemporalSettings | None = None,
                         **kwargs: Any) -> Any:
     """A :class:`~styler.infer.stylizer.Stylizer` for a video: ``style`` picks or blends the styles of a
-    multi-style model, and the ``stats`` route runs on a copy with smoothed norms. Both run on eager torch (an
-    exported graph is one fixed network); otherwise the requested backend (``auto``: ONNX Runtime on CPU)."""
+    multi-style model, and the ``stats`` route runs on a copy with smoothed norms. Both need eager torch (an
+    exported graph is one fixed network); otherwise the requested backend (``auto``: the fastest on this machine).
+    """
+    from styler.infer.backends import ModelHandle
     from styler.infer.stylizer import Stylizer
 
     temporal = temporal or TemporalSettings()
-    if style is None and "stats" not in temporal.routes:
-        return Stylizer(model, **kwargs)
+    handle = ModelHandle.of(model)
+    mix = _style_mix(handle, style)
+    if mix is None and "stats" not in temporal.routes:
+        return Stylizer(handle, **kwargs)
     if kwargs.get("backend", "auto") not in ("auto", "torch"):
-        raise StylerError("--style and --temporal stats run the network on eager torch; leave --backend at auto")
-    import torch
+        raise StylerError("a style blend and --temporal stats run the network on eager torch; leave --backend at "
+                          "auto")
+    loaded = handle.load()
+    if mix is not None:
+        import torch
 
-    from styler.infer.backends import ModelHandle
-    from styler.infer.styles import model_style_names, parse_style_mix
-    from styler.nn.kinds.conditional import set_style_mix
+        from styler.nn.kinds.conditional import set_style_mix
 
-    loaded = ModelHandle.of(model).load()
-    mix = parse_style_mix(style, model_style_names(loaded.metadata)) if style is not None else None
-    if mix is not None and loaded.arch.norm.kind == "conditional":
         set_style_mix(loaded.net, torch.tensor(mix, dtype=torch.float32))
     if "stats" in temporal.routes:
         from styler.video.statsmooth import smoothed_model
 
         loaded = smoothed_model(loaded, temporal.decay)  # type: ignore[assignment]
     return Stylizer(loaded, **{**kwargs, "backend": "torch"})
+
+
+def _style_mix(handle: Any, style: str | None) -> Any:
+    """The style weights ``--style`` asks for on a multi-style model; None for the model's own (single) style."""
+    if style is None:
+        return None
+    from styler.infer.styles import model_style_names, parse_style_mix
+    from styler.io.modelfile import read_header
+
+    if handle.path is None:
+        header_meta, kind = handle.load().metadata, handle.load().arch.norm.kind
+    else:
+        header = read_header(handle.path)  # torch-free for v2 files
+        header_meta, kind = header.metadata, header.arch.norm.kind
+    mix = parse_style_mix(style, model_style_names(header_meta))
+    return mix if kind == "conditional" else None
 
 
 def default_output(source: str | os.PathLike[str], model_name: str) -> Path:

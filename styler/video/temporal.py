@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -60,7 +61,7 @@ class TemporalSettings:
             if unknown or not routes:
                 raise StylerError(f"unknown --temporal {text!r}; use on, off or routes joined by '+' from "
                                   f"{', '.join(ROUTES)}")
-        settings = cls(tuple(r for r in ROUTES if r in routes))
+        settings = cls(tuple(r for r in ROUTES if r in routes))  # one canonical order
         if blend is not None:
             settings = replace(settings, blend=blend)
         return settings if decay is None else replace(settings, decay=decay)
@@ -84,7 +85,7 @@ class FrameStylizer:
     Use :meth:`run` on an iterable of frames; it yields one output per input, in order.
     """
 
-    stylizer: object
+    stylizer: Any
     settings: TemporalSettings = field(default_factory=TemporalSettings)
     options: StylizeOptions = field(default_factory=StylizeOptions)
     batch_size: int = 4
@@ -115,8 +116,7 @@ class FrameStylizer:
             yield from self._finish(pending)
 
     def _finish(self, pending: list[_Pending]) -> Iterator[np.ndarray]:
-        results = self.stylizer.stylize_many([p.image for p in pending], self.options,  # type: ignore[attr-defined]
-                                             batch_size=self.batch_size)
+        results = self.stylizer.stylize_many([p.image for p in pending], self.options, batch_size=self.batch_size)
         for item, result in zip(pending, results):
             styled = result.image.rgb
             if "grid" in self.settings.routes:

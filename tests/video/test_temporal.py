@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from video_helpers import textured_scene
+from video_helpers import textured_scene, tiny_model
 
 from styler.errors import StylerError
 from styler.video.blend import FlowBlender
@@ -130,3 +130,17 @@ def test_smoothed_statistics_average_over_frames(model_file):
     reset_statistics(smoothed_net)
     with torch.no_grad():
         assert torch.allclose(smoothed_net(x[2:]), plain[2:], atol=1e-5)  # after a reset: no past again
+
+
+def test_style_picks_one_style_of_a_multi_style_model(tmp_path, shaky_clip):
+    from styler.video.pipeline import open_video_stylizer
+
+    path = tiny_model(tmp_path / "multi.safetensors", "cin:2", styles=("dots", "waves"))
+    frames = shaky_clip[0][:2]
+    first, second, own = (list(FrameStylizer(open_video_stylizer(path, style=style, backend="torch"),
+                                             TemporalSettings.parse("off")).run(frames))
+                          for style in ("dots", "waves", None))
+    assert np.array_equal(first[0], own[0])  # style 0 is the model's default
+    assert np.abs(first[0].astype(int) - second[0]).mean() > 1
+    with pytest.raises(StylerError, match="unknown style"):
+        open_video_stylizer(path, style="cubes")

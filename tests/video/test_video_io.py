@@ -114,6 +114,8 @@ def test_start_and_duration_through_the_command_line(clip_with_sound, model_file
     assert code == 0, text
     assert [frame_index(f) for f in _decoded(out)] == list(range(12, 18))
     assert _run(str(clip_with_sound), "-o", str(tmp_path / "x.mp4"), "--start", "soon")[0] == 2
+    code, text = _run(str(clip_with_sound), "-o", str(tmp_path / "x.mp4"), "--temporal", "magic")
+    assert code == 2 and "unknown --temporal" in text
 
 
 def test_rotation_metadata_is_applied_to_the_pixels(model_file, stylizer, tmp_path):

@@ -34,8 +34,9 @@ def textured_scene(seed: int = 0, width: int = 160, height: int = 120) -> np.nda
     return np.asarray(small.resize((width, height), Image.Resampling.BICUBIC), dtype=np.uint8)
 
 
-def tiny_model(path: Path, norm: str = "instance", seed: int = 0) -> Path:
-    """A width-8, one-block network with non-trivial norm affines, saved as a model file."""
+def tiny_model(path: Path, norm: str = "instance", seed: int = 0, styles: tuple[str, ...] = ()) -> Path:
+    """A width-8, one-block network with non-trivial norm affines, saved as a model file (``styles``: the style
+    names a conditional model records)."""
     import torch
 
     from styler.io.modelfile import save_model
@@ -47,9 +48,12 @@ def tiny_model(path: Path, norm: str = "instance", seed: int = 0) -> Path:
     net = TransformerNet(ArchSpec(width=8, residual_blocks=1, norm=spec))
     with torch.no_grad():
         for module in net.modules():
-            if isinstance(module, torch.nn.InstanceNorm2d) and module.weight is not None:
-                module.weight.uniform_(0.5, 1.5)
+            if not isinstance(module, torch.nn.Conv2d) and getattr(module, "weight", None) is not None:
+                module.weight.uniform_(0.5, 1.5)  # IN's affine, or every style's (γ, β) rows of a conditional norm
                 module.bias.uniform_(-0.5, 0.5)
         net.decoder[2].conv.weight.mul_(255)  # the net divides by 255 at the end: O(1) outputs
         net.decoder[2].conv.bias.mul_(255)
-    return save_model(path, net.eval(), {"name": path.stem, "style": {"name": "random"}, "norm": spec.to_dict()})
+    meta = {"name": path.stem, "style": {"name": "random"}, "norm": spec.to_dict()}
+    if styles:
+        meta["styles"] = [{"name": name} for name in styles]
+    return save_model(path, net.eval(), meta)
