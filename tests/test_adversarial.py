@@ -349,16 +349,18 @@ def test_stale_archive_temps_are_the_ones_older_than_the_process(tmp_path: Path)
     old = tmp_path / ".checkpoint.pth.k3j_x9a2.tmp"
     new = tmp_path / ".checkpoint.pth.abcdefgh.tmp"
     other = tmp_path / ".model.pth.abcdefgh.tmp"
-    for path in (old, new, other):
+    v2 = tmp_path / ".model.safetensors.abcdefgh.tmp"  # model format v2
+    for path in (old, new, other, v2):
         path.write_bytes(b"torn")
-    os.utime(old, (PROCESS_STARTED - 60, PROCESS_STARTED - 60))
-    os.utime(other, (PROCESS_STARTED - 60, PROCESS_STARTED - 60))
+    for path in (old, other, v2):
+        os.utime(path, (PROCESS_STARTED - 60, PROCESS_STARTED - 60))
     os.utime(new, (PROCESS_STARTED + 1, PROCESS_STARTED + 1))  # written after this process started: maybe ours
     assert clean_stale_temp_files(tmp_path, names={"checkpoint.pth"}) == [old]
     assert new.exists() and other.exists()
     (tmp_path / ".link.pth.abcdefgh.tmp").symlink_to(other)
     os.utime(tmp_path / ".link.pth.abcdefgh.tmp", (0, 0), follow_symlinks=False)
-    assert clean_stale_temp_files(tmp_path) == [other] and (tmp_path / ".link.pth.abcdefgh.tmp").is_symlink()
+    assert sorted(clean_stale_temp_files(tmp_path)) == [other, v2]
+    assert (tmp_path / ".link.pth.abcdefgh.tmp").is_symlink()
 
 
 # --- 9. concurrent applies into one folder --------------------------------------------------------------------
@@ -411,6 +413,106 @@ def test_messages_name_the_real_problem(env: dict[str, Path], capsys: pytest.Cap
     for force in ([], ["--force"]):
         code, _, err = run(["apply", "photo.png", "-m", "tiny", "-o", "adir", *force], capsys)
         assert code == 1 and "adir is a directory" in err and "--force" not in err
+
+
+class _RunsCode:
+    """Unpickling this would create a marker folder: the proof that a loader ran code from the file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # noqa: ANN204 - pickle's protocol
+        return (os.mkdir, (str(self.marker),))
+
+
+def _training_inputs(folder: Path) -> list[str]:
+    """A style image and a one-photo dataset: enough for ``styler train`` to get as far as the VGG load."""
+    (folder / "ds").mkdir()
+    noise_png(folder / "ds" / "p.png", 40)
+    Image.new("RGB", (40, 40), (200, 40, 30)).save(folder / "style.png")
+    return ["train", "-s", str(folder / "style.png"), "-d", str(folder / "ds"), "-o", str(folder / "m.pth"), "-q"]
+
+
+def test_a_bad_vgg_file_is_described_without_torch_advice(env: dict[str, Path], capsys: pytest.CaptureFixture[str]
+                                                          ) -> None:
+    import torch
+
+    args = _training_inputs(env["work"])
+    pickled = env["work"] / "code.pth"
+    torch.save({"0.weight": _RunsCode(env["work"] / "ran")}, pickled)
+    (env["work"] / "notes.pth").write_text("these are not weights\n")
+    for bad, what in ((pickled, "Python objects beyond tensors"), (env["work"] / "notes.pth", "a text file")):
+        code, _, err = run([*args, "--vgg-weights", str(bad)], capsys)
+        assert code == 1 and what in err and "VGG16 features state_dict" in err and "Caffe or torchvision" in err
+        assert "weights_only" not in err and len(err.strip().splitlines()) == 1, err
+    assert not (env["work"] / "ran").exists()
+
+
+# --- 7. styler train option validation ------------------------------------------------------------------------
+
+_BAD_TRAIN_OPTIONS = [["--lr", "-1"], ["--lr", "nan"], ["--style-size", "4"], ["--epochs", "nan"],
+                      ["--style-layers", ""], ["--epochs", "-1"], ["--epochs", "inf"], ["--content-weight", "nan"],
+                      ["--threads", "0"]]
+
+_TRAIN_PROBE = """
+import json, sys
+from styler.cli import main
+codes = []
+for bad in json.loads(sys.argv[1]):
+    try:
+        main([*sys.argv[2:], *bad])
+    except SystemExit as exc:
+        codes.append(exc.code)
+print('RESULT', json.dumps(codes), 'torch' in sys.modules, file=sys.stderr)
+"""
+
+
+def test_bad_train_options_are_usage_errors_before_torch(env: dict[str, Path]) -> None:
+    import json
+
+    args = _training_inputs(env["work"])
+    result = subprocess.run([sys.executable, "-c", _TRAIN_PROBE, json.dumps(_BAD_TRAIN_OPTIONS), *args],
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert f"RESULT {json.dumps([2] * len(_BAD_TRAIN_OPTIONS))} False" in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: Invalid value")]
+    assert len(errors) == len(_BAD_TRAIN_OPTIONS) and "Traceback" not in result.stderr
+    assert not (env["work"] / "m.pth").exists() and not (env["work"] / "m.run").exists()
+
+
+def test_train_config_refuses_the_same_values() -> None:
+    from styler.errors import StylerError
+    from styler.train.config import TrainConfig, iterations_for_epochs
+
+    common = {"style": "s.png", "dataset": "d", "output": "m.pth"}
+    for bad, match in (({"lr": float("nan")}, "learning rate"), ({"lr": -1.0}, "learning rate"),
+                       ({"style_size": 4}, "style size 4 is too small"), ({"style_layers": ()}, "no style layers"),
+                       ({"tv_weight": float("inf")}, "tv-weight"), ({"threads": 0}, "threads")):
+        with pytest.raises(StylerError, match=match):
+            TrainConfig(**common, **bad)  # type: ignore[arg-type]
+    for epochs in (float("nan"), float("inf"), -1.0, 0.0):
+        with pytest.raises(StylerError, match="epochs must be a positive number"):
+            iterations_for_epochs(epochs, 10, 2)
+    assert TrainConfig(**common, style_size=0).style_size == 0 and iterations_for_epochs(0.5, 10, 2) == 2
+
+
+def test_opening_a_run_removes_torn_checkpoint_temps(env: dict[str, Path], capsys: pytest.CaptureFixture[str]
+                                                     ) -> None:
+    args = _training_inputs(env["work"])
+    run_dir = env["work"] / "m.run"
+    run_dir.mkdir()
+    torn = run_dir / ".checkpoint.pth.q7w2e9r1.tmp"  # what kill -9 during a checkpoint write leaves
+    torn_model = env["work"] / ".m.pth.a1b2c3d4.tmp"
+    kept = [run_dir / "notes.tmp", run_dir / ".previews.png.abcdefgh.tmp", run_dir / "checkpoint.pth"]
+    for path in (torn, torn_model, *kept):
+        path.write_bytes(b"torn")
+        os.utime(path, (PROCESS_STARTED - 60, PROCESS_STARTED - 60))  # from a run before this process
+    code, _, err = run([*args, "--vgg-weights", str(env["work"] / "missing.pth")], capsys)
+    assert code == 1 and "VGG16 weights file not found" in err  # the run was opened, then stopped at the VGG load
+    assert not torn.exists() and not torn_model.exists() and all(p.exists() for p in kept)
+    torn.write_bytes(b"torn")
+    os.utime(torn, (PROCESS_STARTED - 60, PROCESS_STARTED - 60))
+    code, _, err = run(["train", "--resume", str(run_dir / "checkpoint.pth"), "-q"], capsys)
+    assert code == 1 and not torn.exists()
 
 
 # --- cases that already held ----------------------------------------------------------------------------------

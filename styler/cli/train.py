@@ -8,12 +8,21 @@ presets and norm registry are torch-free, so reading them here keeps ``styler tr
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import click
 
+from styler.cli.signals import sigterm_as_interrupt
 from styler.nn.registry import norm_choices
-from styler.train.config import PRESETS, TrainConfig, config_from_options, style_settings
+from styler.train.config import (
+    FROM_CHECKPOINT,
+    MIN_STYLE_SIZE,
+    PRESETS,
+    TrainConfig,
+    config_from_options,
+    style_settings,
+)
 from styler.train.signals import TrainingInterrupted
 
 #: TrainConfig field -> its default, for the options below.
@@ -22,6 +31,50 @@ DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(TrainC
 
 #: Command parameters whose TrainConfig field has another name.
 FIELD_OF_PARAM = {"compile_": "compile", "quiet": "progress"}
+
+
+class FiniteFloat(click.ParamType):
+    """A float option that must be finite (no NaN, no infinity) and above ``minimum`` (or at least it).
+
+    Why not ``click.FloatRange``: every comparison with NaN is false, so ``--lr nan`` passes any range check and
+    surfaces much later as NaN weights or a traceback from ``round``; infinities pass a lower bound too.
+    """
+
+    name = "float"
+
+    def __init__(self, minimum: float = 0.0, *, inclusive: bool = False) -> None:
+        self.minimum, self.inclusive = minimum, inclusive
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value} is not a finite number", param, ctx)
+        if number < self.minimum or (number == self.minimum and not self.inclusive):
+            self.fail(f"{value} must be {'>=' if self.inclusive else '>'} {self.minimum:g}", param, ctx)
+        return number
+
+
+def _style_size(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    """``--style-size``: 0 (the image as it is) or at least :data:`~styler.train.config.MIN_STYLE_SIZE` pixels."""
+    if value is not None and value != 0 and value < MIN_STYLE_SIZE:
+        raise click.BadParameter(f"{value} is too small: the style image needs at least {MIN_STYLE_SIZE} px on its "
+                                 "long side (0 = as it is)")
+    return value
+
+
+def _layer_list(value: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in str(value).split(",") if s.strip())
+
+
+def _style_layers(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``--style-layers``: comma-separated, at least one (an empty list would train without any style loss)."""
+    if not _layer_list(value):
+        example = ",".join(DEFAULTS["style_layers"])
+        raise click.BadParameter(f"no layer given; name at least one VGG16 layer, e.g. {example}")
+    return value
 
 
 def _explicit(ctx: click.Context) -> set[str]:
@@ -60,8 +113,8 @@ def _check_style_and_dataset(options: dict[str, Any]) -> None:
 @click.option("--dataset", "-d", type=click.Path(file_okay=False),
               help="Folder of training photos (searched recursively).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False),
-              help="Model file to write. Default: models/<style>_<norm>.safetensors. Logs, checkpoints and previews go to "
-                   "<output without its suffix>.run/.")
+              help="Model file to write. Default: models/<style>_<norm>.safetensors. Logs, checkpoints and previews "
+                   "go to <output without its suffix>.run/.")
 @click.option("--preset", type=click.Choice(list(PRESETS)),
               help="Bundle of settings: cpu-quick = half width, 128 px, 600 steps (~10 min on 2 CPU cores); "
                    "zoo = the shipped models' settings; paper = Johnson et al. (40k steps, for a GPU). "
@@ -77,26 +130,26 @@ def _check_style_and_dataset(options: dict[str, Any]) -> None:
 @click.option("--residual-blocks", type=int, default=DEFAULTS["residual_blocks"],
               help="Residual blocks at quarter resolution.")
 @click.option("--iterations", "-i", type=int, default=DEFAULTS["iterations"], help="Optimizer steps.")
-@click.option("--epochs", type=float, default=None,
+@click.option("--epochs", type=FiniteFloat(0), default=None,
               help="Train for this many passes over the dataset instead of --iterations.")
 @click.option("--batch-size", "-b", type=int, default=DEFAULTS["batch_size"],
               help="Images per step and per process: under torchrun/--nproc the global batch is this × processes.")
 @click.option("--image-size", type=int, default=DEFAULTS["image_size"], help="Training crop size (pixels, square).")
-@click.option("--style-size", type=int, default=DEFAULTS["style_size"],
+@click.option("--style-size", type=click.IntRange(min=0), default=DEFAULTS["style_size"], callback=_style_size,
               help="Long side of the style image (0 = as is).")
-@click.option("--content-weight", type=float, default=DEFAULTS["content_weight"],
+@click.option("--content-weight", type=FiniteFloat(0, inclusive=True), default=DEFAULTS["content_weight"],
               help="Content loss weight. Default depends on the loss network: 1 (caffe), 1e5 (torchvision).")
-@click.option("--style-weight", type=float, default=DEFAULTS["style_weight"],
+@click.option("--style-weight", type=FiniteFloat(0, inclusive=True), default=DEFAULTS["style_weight"],
               help="Style loss weight. Default: 5 (caffe), 1e10 (torchvision).")
-@click.option("--tv-weight", type=float, default=DEFAULTS["tv_weight"],
+@click.option("--tv-weight", type=FiniteFloat(0, inclusive=True), default=DEFAULTS["tv_weight"],
               help="Total-variation weight on 0–255 pixels. Default: 1e-6.")
 @click.option("--content-layer", default=DEFAULTS["content_layer"], help="VGG16 layer for the content loss.")
-@click.option("--style-layers", default=",".join(DEFAULTS["style_layers"]),
+@click.option("--style-layers", default=",".join(DEFAULTS["style_layers"]), callback=_style_layers,
               help="Comma-separated VGG16 style layers.")
-@click.option("--lr", type=float, default=DEFAULTS["lr"], help="Adam learning rate.")
+@click.option("--lr", type=FiniteFloat(0), default=DEFAULTS["lr"], help="Adam learning rate.")
 @click.option("--seed", type=int, default=DEFAULTS["seed"], help="Seed for initialization and the data order.")
 @click.option("--device", default=DEFAULTS["device"], help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--threads", type=int, default=DEFAULTS["threads"],
+@click.option("--threads", type=click.IntRange(min=1), default=DEFAULTS["threads"],
               help="CPU threads for torch. Default: torch's choice (all cores). On a busy machine 1 can be faster.")
 @click.option("--amp/--no-amp", default=DEFAULTS["amp"],
               help="bf16 autocast where it is fast: CUDA, or a CPU with AMX/AVX512-BF16 (elsewhere on CPU bf16 is "
@@ -153,7 +206,6 @@ def train(ctx: click.Context, **options) -> None:
     Ctrl-C (or SIGTERM) writes a checkpoint and stops; --resume continues exactly where it stopped.
     Exit codes: 0 done, 1 error (message on stderr), 2 usage error, 130 interrupted (checkpoint saved).
     """
-    import os
     import sys
 
     from styler.train import distributed as dist_utils
@@ -165,10 +217,19 @@ def train(ctx: click.Context, **options) -> None:
         args = dist_utils.strip_option(list(argv), "--nproc")
         click.echo(f"launching {nproc} processes with torchrun", err=True)
         ctx.exit(dist_utils.launch(nproc, args))
+    # Not around the launcher above: torchrun, not this process, stops the ranks there.
+    with sigterm_as_interrupt():
+        _train_here(ctx, options, stop_after)
+
+
+def _train_here(ctx: click.Context, options: dict[str, Any], stop_after: int | None) -> None:
+    """The run in this process (one rank of a distributed run, or the whole run): configure, clean, train, report.
+
+    The configuration is built and checked before torch is imported, so a bad setting is a one-line error at once.
+    """
+    import os
+
     main_rank = int(os.environ.get("RANK", "0")) == 0
-
-    from styler.train.trainer import train as run_training
-
     resume = options.pop("resume")
     epochs = options.pop("epochs")
     options.update(style_settings(options.pop("styles"), options.pop("styles_dir"), options.pop("add_style"),
@@ -176,14 +237,19 @@ def train(ctx: click.Context, **options) -> None:
     preset = options.pop("preset")
     options["compile"] = options.pop("compile_")
     options["progress"] = not options.pop("quiet")
-    options["style_layers"] = tuple(s.strip() for s in options["style_layers"].split(",") if s.strip())
+    options["style_layers"] = _layer_list(options["style_layers"])
     if options["style_size"] == 0:
         options["style_size"] = None
     if resume is None:
         _check_style_and_dataset(options)
+    config, explicit = config_from_options(options, explicit=_explicit(ctx), preset=preset,
+                                           resuming=resume is not None)
+    if main_rank:  # only rank 0 writes files, so only it may remove what an earlier run left
+        _clean_stale_temp_files(config, resume)
+
+    from styler.train.trainer import train as run_training
+
     try:
-        config, explicit = config_from_options(options, explicit=_explicit(ctx), preset=preset,
-                                               resuming=resume is not None)
         # --epochs is turned into iterations by the library, once a resumed run's dataset and batch are known.
         result = run_training(config, resume=resume, explicit=explicit, stop_after=stop_after, epochs=epochs)
     except TrainingInterrupted as exc:
@@ -200,3 +266,24 @@ def train(ctx: click.Context, **options) -> None:
     if result.skipped_images:
         click.echo(f"  skipped {result.skipped_images} unreadable or blank image(s)", err=True)
 
+
+def _clean_stale_temp_files(config: TrainConfig, resume: str | None) -> None:
+    """Remove the torn checkpoint and model temporaries that a killed earlier run of this folder left behind.
+
+    Why at this point: a ``kill -9`` (or power loss) during a checkpoint or model write leaves
+    ``.checkpoint.pth.XXXXXXXX.tmp`` beside the last good checkpoint, and nothing else ever removes it. Only
+    styler's own temp names of this run's files go, and only those older than this process
+    (:func:`styler.io.tempfiles.clean_stale_temp_files`).
+    """
+    from pathlib import Path
+
+    from styler.io.tempfiles import clean_stale_temp_files
+
+    run_dirs = {Path(resume).parent} if resume else {config.run_path}
+    if config.run_dir:
+        run_dirs.add(Path(config.run_dir))
+    for folder in run_dirs:
+        clean_stale_temp_files(folder, names={config.checkpoint_path.name})
+    if config.output != FROM_CHECKPOINT:
+        output = Path(config.output)
+        clean_stale_temp_files(output.parent, names={output.name})

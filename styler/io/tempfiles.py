@@ -6,7 +6,7 @@ killer) leaves that temporary file behind. Two namings exist:
 
 * ``.NAME.PID.tmp`` (images, :func:`temp_path`): the writer's process id is in the name, so a leftover is recognised
   as *unowned* when no process with that id is alive.
-* ``.NAME.XXXXXXXX.tmp`` (torch archives: model files and checkpoints, written through :func:`tempfile.mkstemp`):
+* ``.NAME.XXXXXXXX.tmp`` (model files and checkpoints, written through :func:`tempfile.mkstemp`):
   no process id, so a leftover is one that was last modified before this process started.
 
 :func:`clean_stale_temp_files` removes only files that match one of these patterns exactly, are regular files (not
@@ -44,8 +44,9 @@ PROCESS_STARTED = _process_start_time()
 #: ``.NAME.PID.tmp`` where NAME is an image file name (the extensions styler writes).
 IMAGE_TEMP = re.compile(r"^\.(?P<name>.+\.(?:jpe?g|png|webp|bmp|tiff?|gif|ppm|pgm))\.(?P<pid>\d+)\.tmp$",
                         re.IGNORECASE)
-#: ``.NAME.XXXXXXXX.tmp`` where NAME is a torch archive (``.pth``) and XXXXXXXX mkstemp's 8 random characters.
-ARCHIVE_TEMP = re.compile(r"^\.(?P<name>.+\.pth)\.[a-z0-9_]{8}\.tmp$")
+#: ``.NAME.XXXXXXXX.tmp`` where NAME is a model file or checkpoint (``.pth``, ``.safetensors``) and XXXXXXXX
+#: mkstemp's 8 random characters.
+ARCHIVE_TEMP = re.compile(r"^\.(?P<name>.+\.(?:pth|safetensors))\.[a-z0-9_]{8}\.tmp$")
 
 
 def temp_path(target: Path) -> Path:

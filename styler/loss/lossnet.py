@@ -17,6 +17,7 @@ and truncated after the deepest tap that the loss needs: layers past it would be
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,8 @@ from styler.loss.taps import TAP_INDICES, unknown_taps
 __all__ = ["LossNetSpec", "VGG16Features", "TAP_INDICES", "resolve_lossnet_spec", "sha256_file"]
 
 #: VGG16 ``features`` configuration: channel counts and "M" for max-pool.
-_VGG16_CONFIG: list[int | str] = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
+_VGG16_CONFIG: list[int | str] = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
+                                  512, 512, 512, "M"]
 
 #: File sha256 of the Caffe VGG16 features file in the reference material.
 CAFFE_VGG16_SHA256 = "927a3f71c53ade9eb7f6b1e9efde3fd62f764de089703baf4964c796d33bbed9"
@@ -145,6 +147,43 @@ def _check_caffe_probes(state: dict[str, torch.Tensor], path: str) -> None:
                 "network. If the file holds torchvision-convention weights, pass --vgg-convention torchvision.")
 
 
+#: What a ``--vgg-weights`` file must be, for messages about files that are not.
+EXPECTED_FILE = ("a VGG16 features state_dict saved with torch.save (keys 0.weight … 28.bias of "
+                 "torchvision.models.vgg16().features), in the Caffe or torchvision convention (--vgg-convention)")
+
+
+def _what_file_is(path: str, exc: Exception) -> str:
+    """One line on what a file that ``torch.load(weights_only=True)`` refused actually is.
+
+    Why not torch's own message: it spans many lines and advises ``weights_only=False``, which would let the file
+    run arbitrary code; a weights file never needs that, and styler never suggests it.
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+    except OSError as err:
+        return f"it cannot be read ({err.strerror or err})"
+    text = str(exc)
+    if not head:
+        return "the file is empty"
+    if head.startswith(b"PK\x03\x04"):
+        if "weights_only" in text or "Unpickl" in type(exc).__name__:
+            return ("a torch archive holding Python objects beyond tensors and plain data (not loaded: they could "
+                    "run code)")
+        return "a zip archive that is not a complete torch file (truncated or corrupted?)"
+    if head[:1] == b"\x80" and head[1:2] in bytes(range(2, 6)):
+        if "weights_only" in text or "Unpickl" in type(exc).__name__:
+            return "a Python pickle with objects beyond tensors and plain data (not loaded: it could run code)"
+        return "a Python pickle that is truncated or not a state_dict"
+    if len(head) >= 9 and head[8:9] == b"{":
+        return "a safetensors file (styler reads VGG16 weights from torch .pth files)"
+    if head.startswith((b"\x89PNG", b"\xff\xd8\xff", b"GIF8")):
+        return "an image"
+    if all(32 <= byte < 127 or byte in b"\t\r\n" for byte in head):
+        return "a text file"
+    return "not a torch file (unrecognised content)"
+
+
 def load_vgg16_state(spec: LossNetSpec) -> tuple[dict[str, torch.Tensor], LossNetSpec]:
     """Load and verify the full ``features`` state dict for ``spec``; returns it and the spec with sha256 filled."""
     if spec.source == "torchvision":
@@ -165,9 +204,12 @@ def load_vgg16_state(spec: LossNetSpec) -> tuple[dict[str, torch.Tensor], LossNe
     if not os.path.isfile(path):
         raise WeightsError(f"VGG16 weights file not found: {path}\n" + HOW_TO_PROVIDE)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's advice about pickle protocols is not for the user of a weights file
+            warnings.filterwarnings("ignore", message=".*pickle protocol", category=UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise WeightsError(f"{path}: not a readable torch weights file ({type(exc).__name__}: {exc})") from exc
+        raise WeightsError(f"{path}: not a readable torch weights file: {_what_file_is(path, exc)}; expected "
+                           f"{EXPECTED_FILE}") from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
