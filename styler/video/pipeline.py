@@ -66,49 +66,21 @@ class VideoResult:
 
 def open_video_stylizer(model: Any, *, style: str | None = None, temporal: TemporalSettings | None = None,
                         **kwargs: Any) -> Any:
-    """A :class:`~styler.infer.stylizer.Stylizer` for a video: ``style`` picks or blends the styles of a
-    multi-style model, and the ``stats`` route runs on a copy with smoothed norms. Both need eager torch (an
-    exported graph is one fixed network); otherwise the requested backend (``auto``: the fastest on this machine).
-    """
-    from styler.infer.backends import ModelHandle
+    """A :class:`~styler.infer.stylizer.Stylizer` for a video, with ``style`` (a multi-style model's style or
+    blend) on the requested backend; for the ``stats`` route, on eager torch over a copy of the model whose norms
+    are smoothed across frames (their averages run inside the network)."""
     from styler.infer.stylizer import Stylizer
 
     temporal = temporal or TemporalSettings()
-    handle = ModelHandle.of(model)
-    mix = _style_mix(handle, style)
-    if mix is None and "stats" not in temporal.routes:
-        return Stylizer(handle, **kwargs)
+    if "stats" not in temporal.routes:
+        return Stylizer(model, style=style, **kwargs)
     if kwargs.get("backend", "auto") not in ("auto", "torch"):
-        raise StylerError("a style blend and --temporal stats run the network on eager torch; leave --backend at "
-                          "auto")
-    loaded = handle.load()
-    if mix is not None:
-        import torch
+        raise StylerError("--temporal stats runs the network on eager torch; leave --backend at auto")
+    from styler.infer.backends import ModelHandle
+    from styler.video.statsmooth import smoothed_model
 
-        from styler.nn.kinds.conditional import set_style_mix
-
-        set_style_mix(loaded.net, torch.tensor(mix, dtype=torch.float32))
-    if "stats" in temporal.routes:
-        from styler.video.statsmooth import smoothed_model
-
-        loaded = smoothed_model(loaded, temporal.decay)  # type: ignore[assignment]
-    return Stylizer(loaded, **{**kwargs, "backend": "torch"})
-
-
-def _style_mix(handle: Any, style: str | None) -> Any:
-    """The style weights ``--style`` asks for on a multi-style model; None for the model's own (single) style."""
-    if style is None:
-        return None
-    from styler.infer.styles import model_style_names, parse_style_mix
-    from styler.io.modelfile import read_header
-
-    if handle.path is None:
-        header_meta, kind = handle.load().metadata, handle.load().arch.norm.kind
-    else:
-        header = read_header(handle.path)  # torch-free for v2 files
-        header_meta, kind = header.metadata, header.arch.norm.kind
-    mix = parse_style_mix(style, model_style_names(header_meta))
-    return mix if kind == "conditional" else None
+    loaded = smoothed_model(ModelHandle.of(model).load(), temporal.decay)
+    return Stylizer(loaded, style=style, **{**kwargs, "backend": "torch"})  # type: ignore[arg-type]
 
 
 def default_output(source: str | os.PathLike[str], model_name: str) -> Path:

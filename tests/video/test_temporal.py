@@ -143,4 +143,4 @@ def test_style_picks_one_style_of_a_multi_style_model(tmp_path, shaky_clip):
     assert np.array_equal(first[0], own[0])  # style 0 is the model's default
     assert np.abs(first[0].astype(int) - second[0]).mean() > 1
     with pytest.raises(StylerError, match="unknown style"):
-        open_video_stylizer(path, style="cubes")
+        open_video_stylizer(path, style="cubes", backend="torch")
