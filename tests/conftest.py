@@ -77,7 +77,7 @@ def style(shared) -> Path:
     return shared / "data" / "style" / "starry_night.jpg"
 
 
-def base_config(tmp_path: Path, photos: Path, style: Path, vgg: Path, **overrides) -> "TrainConfig":
+def base_config(tmp_path: Path, photos: Path, style: Path, vgg: Path, **overrides) -> TrainConfig:
     """A tiny, fast training configuration (width 8, 64 px, 6 steps, fp32) for the training tests."""
     from styler.train.trainer import TrainConfig
 

@@ -12,8 +12,14 @@ from styler.evidence.compare import STATS_CHOICES, compare_grid, compare_outputs
 from styler.evidence.contrast import DEFAULT_TRANSFORMS, ContrastRow, contrast_figure, contrast_sensitivity
 from styler.evidence.forward import tolerance_for
 from styler.evidence.gap import GapRow, train_eval_gap
-from styler.evidence.independence import (BatchPlan, IndependenceRow, default_batch_plans, difference_heatmap,
-                                          independence_figure, measure_independence)
+from styler.evidence.independence import (
+                                          BatchPlan,
+                                          IndependenceRow,
+                                          default_batch_plans,
+                                          difference_heatmap,
+                                          independence_figure,
+                                          measure_independence,
+)
 from styler.evidence.models import as_loaded, model_label, model_steps, model_style
 from styler.evidence.photos import Photo, load_photo, load_photos, synthetic_companions
 from styler.evidence.tables import format_table, rows_to_dicts

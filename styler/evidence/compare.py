@@ -8,8 +8,8 @@ grid can show both the train/eval gap and the effect of batch-mates.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch

@@ -9,8 +9,9 @@ should not depend on how bright the photo happened to be exposed.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from PIL import Image
@@ -99,7 +100,9 @@ def contrast_figure(photo: Photo, rows_per_model: Sequence[Sequence[ContrastRow]
     grid = [header]
     labels = ["input"]
     for rows in rows_per_model:
-        grid.append([tensor_to_pil(r.output[0]) for r in rows])
+        if any(r.output is None for r in rows):
+            raise ValueError("the contrast figure needs rows measured with keep_outputs=True")
+        grid.append([tensor_to_pil(r.output[0]) for r in rows if r.output is not None])
         worst = max(r.relative_max for r in rows)
         labels.append(f"{rows[0].norm}\n{rows[0].model}\nmax rel. Δ {format_value(worst)}")
     return image_grid(grid, cell=cell, row_labels=labels, col_labels=[r.transform for r in first],

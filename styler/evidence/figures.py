@@ -7,15 +7,15 @@ imported only when a curve is drawn.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
 __all__ = ["fit_into", "image_grid", "plot_loss_curves", "plot_sn_weights", "label_font"]
 
 
-def label_font(size: int = 14) -> ImageFont.ImageFont:
+def label_font(size: int = 14) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     """A readable TrueType font when one is installed (DejaVu ships with matplotlib), else Pillow's default."""
     candidates = []
     try:
@@ -49,7 +49,7 @@ def image_grid(rows: Sequence[Sequence[Image.Image | None]], *, cell: int = 256,
     n_rows = len(rows)
     n_cols = max((len(r) for r in rows), default=0)
     font = label_font(max(11, cell // 16))
-    line = font.size + 6 if hasattr(font, "size") else 18
+    line = int(font.size) + 6 if isinstance(font, ImageFont.FreeTypeFont) else 18
     left = (label_width if label_width is not None else (max(cell // 2, 110) if row_labels else 0))
     top = (line + pad if title else 0) + (line + pad if col_labels else 0)
     width = left + n_cols * (cell + pad) + pad
@@ -75,7 +75,8 @@ def image_grid(rows: Sequence[Sequence[Image.Image | None]], *, cell: int = 256,
     return canvas
 
 
-def _shorten(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont, width: int) -> str:
+def _shorten(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+             width: int) -> str:
     if width <= 0 or draw.textlength(text, font=font) <= width:
         return text
     while text and draw.textlength(text + "…", font=font) > width:

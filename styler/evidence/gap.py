@@ -7,8 +7,9 @@ measured against the photos as one batch and against each photo alone (where bat
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 

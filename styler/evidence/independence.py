@@ -9,8 +9,9 @@ alone, and the one batch norm loses in train mode.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -165,6 +166,9 @@ def independence_figure(rows: Sequence[IndependenceRow], *, cell: int = 192, amp
         if first is None or second is None:
             continue
         worst = first if first.max_abs >= second.max_abs else second
+        if worst.in_batch is None or worst.alone is None or first.alone is None or first.in_batch is None \
+                or second.in_batch is None:
+            raise ValueError("the independence figure needs rows measured with keep_outputs=True")
         heat = difference_heatmap(worst.in_batch, worst.alone, amplify)
         grid.append([tensor_to_pil(first.alone[0]), tensor_to_pil(first.in_batch[0]),
                      tensor_to_pil(second.in_batch[0]), heat])

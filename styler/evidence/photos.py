@@ -7,9 +7,10 @@ comparison grid keeps each photo's aspect ratio unless it, too, uses batch stati
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Union
+from typing import Union
 
 import numpy as np
 import torch

@@ -7,16 +7,16 @@ numbers in a report are exactly the numbers the command prints for the same mode
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from PIL import Image
 
 from styler.evidence.contrast import ContrastRow, contrast_figure, contrast_sensitivity, contrast_table
 from styler.evidence.gap import GapRow, gap_table, train_eval_gap
-from styler.evidence.independence import (IndependenceRow, independence_figure, independence_table,
-                                          measure_independence)
+from styler.evidence.independence import IndependenceRow, independence_figure, independence_table, measure_independence
 from styler.evidence.models import ModelRef, as_loaded
 from styler.evidence.photos import Photo
 from styler.evidence.tables import rows_to_dicts

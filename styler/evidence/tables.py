@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Collection, Iterable, Protocol, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any, Protocol
 
 __all__ = ["format_value", "format_table", "jsonable", "row_dict", "rows_to_dicts"]
 

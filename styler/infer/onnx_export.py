@@ -164,7 +164,9 @@ def export_graph(net: Any, *, check: bool = True) -> tuple[bytes, float]:
             # The TorchScript-based exporter (dynamo=False) needs only the ``onnx`` package, not onnxscript.
             # (a file object works, though the stubs name only paths)
             styles = _num_styles(net)
-            module, args, names = net, (example,), [INPUT_NAME]
+            module: Any = net
+            args: tuple[Any, ...] = (example,)
+            names = [INPUT_NAME]
             if styles:  # multi-style: one graph serves every style and blend through its style input
                 module, args, names = _StyledExport(net), (example, torch.full((styles,), 1.0 / styles)), \
                     [INPUT_NAME, STYLE_NAME]

@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +46,9 @@ ALIGN = 4  # two stride-2 convolutions: tiles must start on the 4-pixel grid
 
 class FrozenAffine(nn.Module):
     """A norm layer with frozen statistics: ``x·scale + shift`` with per-channel ``scale``/``shift`` (1×C×1×1)."""
+
+    scale: torch.Tensor
+    shift: torch.Tensor
 
     def __init__(self, scale: torch.Tensor, shift: torch.Tensor) -> None:
         super().__init__()

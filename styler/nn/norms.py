@@ -22,9 +22,7 @@ Semantics follow ``docs/norms.md`` of the project's reference material:
 from __future__ import annotations
 
 import math
-from typing import Iterator
 
-import torch
 from torch import nn
 
 from styler.nn.kinds import for_module, implementation
@@ -48,7 +46,7 @@ __all__ = [
 ]
 
 
-def make_norm(spec: "NormSpec | str", num_channels: int, *, layer_name: str = "") -> nn.Module:
+def make_norm(spec: NormSpec | str, num_channels: int, *, layer_name: str = "") -> nn.Module:
     """Build the normalization layer described by ``spec`` for ``num_channels`` channels.
 
     ``layer_name`` only improves error messages (e.g. a group count that does not divide the channels).

@@ -12,8 +12,9 @@ This module is torch-free, so the CLI can list choices and a model file's header
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from styler.nn.spec import NormSpec
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["NormKind", "NORMS", "NORM_KINDS", "NORM_ALIASES", "norm_kind", "canonical_norm_name", "norm_choices"]
 
 
-def _never(spec: "NormSpec") -> bool:
+def _never(spec: NormSpec) -> bool:
     return False
 
 
@@ -47,16 +48,16 @@ class NormKind:
     aliases: tuple[str, ...]
     axes: str
     implementation: str
-    inference_statistics: Callable[["NormSpec"], str]
-    batch_dependent: Callable[["NormSpec"], bool] = _never
-    running_statistics: Callable[["NormSpec"], bool] = _never
-    label: Callable[["NormSpec"], str] | None = None
+    inference_statistics: Callable[[NormSpec], str]
+    batch_dependent: Callable[[NormSpec], bool] = _never
+    running_statistics: Callable[[NormSpec], bool] = _never
+    label: Callable[[NormSpec], str] | None = None
 
-    def label_for(self, spec: "NormSpec") -> str:
+    def label_for(self, spec: NormSpec) -> str:
         return self.label(spec) if self.label is not None else self.short
 
 
-def _switchable_uses_bn(spec: "NormSpec") -> bool:
+def _switchable_uses_bn(spec: NormSpec) -> bool:
     return bool(spec.using_bn)
 
 
@@ -138,7 +139,7 @@ def norm_kind(name: str) -> NormKind:
 
 
 def norm_choices() -> list[str]:
-    """The spellings ``styler train --norm`` offers: each canonical name and its short alias (``in``, ``bn``, ``cin``...).
+    """The spellings ``styler train --norm`` offers: each canonical name and its short alias (``in``, ``cin``...).
 
     The longer aliases (``instancenorm``, ``identity``) are still accepted by :func:`canonical_norm_name`."""
     out: list[str] = []

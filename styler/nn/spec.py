@@ -102,7 +102,7 @@ class NormSpec:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "NormSpec":
+    def from_dict(cls, data: dict[str, Any]) -> NormSpec:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -110,7 +110,7 @@ class NormSpec:
         return cls(**data)
 
     @classmethod
-    def parse(cls, value: "str | NormSpec", **overrides: Any) -> "NormSpec":
+    def parse(cls, value: str | NormSpec, **overrides: Any) -> NormSpec:
         """Build a spec from a name (``"gn"``, ``"group:4"``, ``"sn+bn"``, ``"cin:6"``) or return a copy of a spec."""
         if isinstance(value, NormSpec):
             return dataclasses.replace(value, **overrides)
@@ -166,7 +166,7 @@ class ArchSpec:
         return {"width": self.width, "residual_blocks": self.residual_blocks, "norm": self.norm.to_dict()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ArchSpec":
+    def from_dict(cls, data: dict[str, Any]) -> ArchSpec:
         data = dict(data)
         norm = NormSpec.from_dict(data.pop("norm", {}))
         known = {f.name for f in dataclasses.fields(cls)}

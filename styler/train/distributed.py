@@ -6,8 +6,8 @@ How a distributed run is organized (see :func:`styler.train.trainer.train`):
   sets ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``; :func:`setup` reads those and
   joins the process group with **gloo** on CPU and **NCCL** on CUDA (``STYLER_DIST_BACKEND`` overrides the choice).
 * ``--batch-size`` is **per rank**; the global batch of one optimizer step is ``batch_size · world_size``. The data
-  schedule (:class:`styler.train.data.BatchSchedule`) deals every global batch out in interleaved, disjoint shares, so the
-  union over the ranks is exactly the single-process batch of the global size, reshuffled every epoch.
+  schedule (:class:`~styler.train.data.BatchSchedule`) deals every global batch out in interleaved, disjoint shares, so
+  the union over the ranks is exactly the single-process batch of the global size, reshuffled every epoch.
 * The transformer net is wrapped in ``DistributedDataParallel``, which averages gradients over the ranks. The loss is
   a mean over images (content: mean over elements, style: mean over per-image Gram entries, TV: mean over the batch),
   so the average of the per-rank mean losses is the mean over the global batch, and DDP's averaged gradient is the
@@ -28,9 +28,10 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.distributed as dist

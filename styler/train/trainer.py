@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import os
 import random
@@ -350,9 +351,9 @@ class Trainer:
         if self.main and self._due(self.config.preview_interval):
             arch = self.styles.arch
             title = f"{self.style_name} · {arch.norm.short_name} · width {arch.width}"
-            styles = None
+            styles: list[tuple[str, Callable[[], None]]] | None = None
             if self.styles.conditional:
-                styles = [(Path(path).stem, lambda i=i: self.styles.select(self.net, i))
+                styles = [(Path(path).stem, functools.partial(self.styles.select, self.net, i))
                           for i, path in enumerate(self.config.style_list)]
             save_preview(self.net, self._preview_images, self.device, self.current_step,
                          self.config.run_path / "previews", title, styles=styles)

@@ -14,19 +14,18 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import SIZE, make_tiny_model, smooth_photo
 from styler.cli import main
 from styler.evidence.compare import compare_grid, compare_outputs
 from styler.evidence.contrast import DEFAULT_TRANSFORMS, contrast_sensitivity
+from styler.evidence.figures import label_font
 from styler.evidence.gap import train_eval_gap
 from styler.evidence.independence import independence_figure, measure_independence
 from styler.evidence.models import as_loaded, model_label
 from styler.evidence.photos import Photo, load_photo, load_photos
 from styler.evidence.suite import format_suite, measure_suite
 from styler.evidence.tables import format_table
-from styler.evidence.figures import label_font
 from styler.io.modelfile import load_model
-
-from conftest import SIZE, make_tiny_model, smooth_photo
 
 REPO = Path(__file__).resolve().parents[2]
 PER_INSTANCE = ["in", "gn", "ln", "sn"]

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import make_tiny_model, smooth_photo
 from styler.cli import main
 from styler.evidence.report import ReportOptions, build_report
-from conftest import make_tiny_model, smooth_photo
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from styler.nn.network import ArchSpec, TransformerNet
 from styler.infer.tiling import default_halo, plan_tiles, receptive_radius, tiled_forward
+from styler.nn.network import ArchSpec, TransformerNet
 
 
 def test_halo_covers_receptive_field() -> None:

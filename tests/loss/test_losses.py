@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from styler.loss.lossnet import VGG16Features, _build_layers
 from styler.loss.losses import LossTerms, LossWeights, PerceptualLoss, evaluate_terms, gram_matrix, total_variation
+from styler.loss.lossnet import VGG16Features, _build_layers
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

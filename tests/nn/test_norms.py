@@ -466,7 +466,8 @@ def set_logits(layer: SwitchNorm2d, mean: list[float], var: list[float]) -> None
 ONE_HOT = {"in": [1e4, 0, 0], "ln": [0, 1e4, 0], "bn": [0, 0, 1e4]}
 
 
-def sn_reference(layer: SwitchNorm2d, x: torch.Tensor, bn_stats: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+def sn_reference(layer: SwitchNorm2d, x: torch.Tensor,
+                 bn_stats: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
     """SN from the paper's definitions, each statistic computed directly over its axes (two-pass, biased)."""
     def stats(dims):
         mean = x.mean(dim=dims, keepdim=True)

@@ -17,6 +17,7 @@ SCENARIO ...``, see ``_worker_main``); one launch runs every scenario so process
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -391,8 +392,8 @@ def test_resume_distributed_checkpoint_in_one_process(dist_runs, photos, style, 
 def test_cli_nproc_kill_and_resume(dist_runs, tmp_path, photos, style, vgg_weights):
     """`styler train --nproc 2` killed with SIGKILL midway and resumed ends with the weights of the uninterrupted
     2-rank run (the worker's ``straight_bn``, same settings); rank-0-only outputs and the metadata are checked too."""
-    from styler.train.checkpoints import load_checkpoint
     from styler.io.modelfile import load_model
+    from styler.train.checkpoints import load_checkpoint
 
     out = tmp_path / "killed.pth"
     args = [sys.executable, "-m", "styler", "train", "-s", str(style), "-d", str(photos), "-o", str(out),
@@ -412,10 +413,8 @@ def test_cli_nproc_kill_and_resume(dist_runs, tmp_path, photos, style, vgg_weigh
     # Kill the launcher, torchrun and both ranks, mid-step. The ranks run in sessions of their own (torchrun starts
     # them with start_new_session), so they are found as descendants and killed by pid.
     for pid in [*_descendants(proc.pid), proc.pid]:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     _, stderr = proc.communicate(timeout=60)
     assert not out.exists(), "the run finished before it could be killed"
     assert log.exists(), stderr[-5000:]

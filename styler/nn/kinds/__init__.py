@@ -53,7 +53,8 @@ def for_module(module: nn.Module) -> ModuleType | None:
 
 def affine_from_statistics(module: nn.Module, mean: torch.Tensor, var: torch.Tensor, eps: float
                            ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(scale, shift)`` with ``scale = γ/√(σ²+ε)`` and ``shift = β − μ·scale`` (γ, β omitted if the layer has none)."""
+    """``(scale, shift)`` with ``scale = γ/√(σ²+ε)`` and ``shift = β − μ·scale``; γ, β omitted if the layer has
+    none."""
     weight = getattr(module, "weight", None)
     bias = getattr(module, "bias", None)
     scale = torch.rsqrt(var + eps)

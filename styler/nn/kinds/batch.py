@@ -23,7 +23,7 @@ MODULE_TYPES: tuple[type[nn.Module], ...] = (nn.modules.batchnorm._BatchNorm,)
 IMAGE_STATISTICS = False
 
 
-def build(spec: "NormSpec", num_channels: int) -> nn.Module:
+def build(spec: NormSpec, num_channels: int) -> nn.Module:
     return nn.BatchNorm2d(num_channels, eps=spec.eps, momentum=spec.momentum)
 
 
@@ -62,14 +62,15 @@ class SyncBatchNorm2d(nn.BatchNorm2d):
         total = first[-1].detach()
         mean = first[:-1] / total
         var = all_reduce_sum(count * (var_local + (mean_local - mean).pow(2)), self.process_group) / total
-        if self.track_running_stats:
+        tracked, running_mean, running_var = self.num_batches_tracked, self.running_mean, self.running_var
+        if self.track_running_stats and tracked is not None and running_mean is not None and running_var is not None:
             with torch.no_grad():
-                self.num_batches_tracked.add_(1)
-                momentum = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+                tracked.add_(1)
+                momentum = 1.0 / float(tracked) if self.momentum is None else self.momentum
                 n = float(total)
-                self.running_mean.mul_(1 - momentum).add_(mean.detach().to(self.running_mean.dtype), alpha=momentum)
+                running_mean.mul_(1 - momentum).add_(mean.detach().to(running_mean.dtype), alpha=momentum)
                 unbiased = var.detach() * (n / max(n - 1.0, 1.0))
-                self.running_var.mul_(1 - momentum).add_(unbiased.to(self.running_var.dtype), alpha=momentum)
+                running_var.mul_(1 - momentum).add_(unbiased.to(running_var.dtype), alpha=momentum)
         scale = torch.rsqrt(var + self.eps)
         if self.affine:
             scale = scale * self.weight.to(dtype)

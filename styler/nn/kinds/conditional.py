@@ -34,6 +34,8 @@ class ConditionalInstanceNorm2d(nn.Module):
     identity affine like ``InstanceNorm2d(affine=True)``.
     """
 
+    mix: torch.Tensor
+
     def __init__(self, num_channels: int, num_styles: int, eps: float = 1e-5) -> None:
         super().__init__()
         if num_styles < 1:
@@ -100,7 +102,7 @@ MODULE_TYPES: tuple[type[nn.Module], ...] = (ConditionalInstanceNorm2d,)
 IMAGE_STATISTICS = True
 
 
-def build(spec: "NormSpec", num_channels: int) -> nn.Module:
+def build(spec: NormSpec, num_channels: int) -> nn.Module:
     return ConditionalInstanceNorm2d(num_channels, spec.num_styles, eps=spec.eps)
 
 

@@ -16,7 +16,7 @@ MODULE_TYPES: tuple[type[nn.Module], ...] = (nn.GroupNorm,)
 IMAGE_STATISTICS = True
 
 
-def build(spec: "NormSpec", num_channels: int) -> nn.Module:
+def build(spec: NormSpec, num_channels: int) -> nn.Module:
     spec.check_channels(num_channels)
     return nn.GroupNorm(spec.groups, num_channels, eps=spec.eps, affine=True)
 

@@ -14,7 +14,7 @@ MODULE_TYPES: tuple[type[nn.Module], ...] = ()
 IMAGE_STATISTICS = False
 
 
-def build(spec: "NormSpec", num_channels: int) -> nn.Module:
+def build(spec: NormSpec, num_channels: int) -> nn.Module:
     return nn.Identity()
 
 

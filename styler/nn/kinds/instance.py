@@ -16,7 +16,7 @@ MODULE_TYPES: tuple[type[nn.Module], ...] = (nn.InstanceNorm2d,)
 IMAGE_STATISTICS = True
 
 
-def build(spec: "NormSpec", num_channels: int) -> nn.Module:
+def build(spec: NormSpec, num_channels: int) -> nn.Module:
     # track_running_stats stays False: with it, eval mode would use dataset averages and stop being instance norm.
     return nn.InstanceNorm2d(num_channels, eps=spec.eps, affine=True, track_running_stats=False)
 

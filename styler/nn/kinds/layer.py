@@ -30,7 +30,7 @@ MODULE_TYPES: tuple[type[nn.Module], ...] = (LayerNorm2d,)
 IMAGE_STATISTICS = True
 
 
-def build(spec: "NormSpec", num_channels: int) -> nn.Module:
+def build(spec: NormSpec, num_channels: int) -> nn.Module:
     return LayerNorm2d(num_channels, eps=spec.eps)
 
 

@@ -6,7 +6,8 @@ and the registry glue, in one place.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -43,6 +44,15 @@ class SwitchNorm2d(nn.Module):
     the pooled mean and pooled biased variance. Evaluating before finalizing raises, since the buffers mean nothing
     yet. Use :func:`styler.nn.norms.finalize_switchable_statistics` to run the procedure over a data source.
     """
+
+    # Buffers (registered in __init__ only where the configuration uses them), typed for the checker.
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
+    num_batches_tracked: torch.Tensor
+    batch_mean_sum: torch.Tensor
+    batch_sq_sum: torch.Tensor
+    batch_count: torch.Tensor
+    finalized: torch.Tensor
 
     def __init__(
         self,
@@ -220,7 +230,7 @@ def switchable_layers(model: nn.Module) -> Iterator[tuple[str, SwitchNorm2d]]:
 
 
 @torch.no_grad()
-def finalize_switchable_statistics(model: nn.Module, batches: "Iterator[torch.Tensor] | list[torch.Tensor]") -> int:
+def finalize_switchable_statistics(model: nn.Module, batches: Iterator[torch.Tensor] | list[torch.Tensor]) -> int:
     """Run SN's batch-average procedure: reset sums, forward ``batches`` in train mode, then finalize.
 
     Returns the number of batches used. A no-op (returning 0) when the model has no batch-average SN layer.
@@ -248,7 +258,7 @@ MODULE_TYPES: tuple[type[nn.Module], ...] = (SwitchNorm2d,)
 IMAGE_STATISTICS = True
 
 
-def build(spec: "NormSpec", num_channels: int) -> nn.Module:
+def build(spec: NormSpec, num_channels: int) -> nn.Module:
     return SwitchNorm2d(num_channels, eps=spec.eps, momentum=spec.momentum, using_bn=spec.using_bn,
                         using_moving_average=spec.using_moving_average, var_correction=spec.var_correction)
 
