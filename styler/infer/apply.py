@@ -239,10 +239,10 @@ class _Batches:
     def fail(self, item: InputItem, message: str, output: str | None = None) -> None:
         self._emit(ApplyRecord(item.path, output, "error", message))
 
-    def add(self, item: InputItem, output: OutputClaim, image: RGBImage) -> None:
+    def add(self, item: InputItem, output: OutputClaim, image: RGBImage) -> bool:
+        """Queue a decoded image; True once a batch is full (the caller then drops its reference and flushes)."""
         self._pending.append((item, output, image))
-        if len(self._pending) >= self.options.batch_size:
-            self.flush()
+        return len(self._pending) >= self.options.batch_size
 
     def flush(self) -> None:
         pending, self._pending = self._pending, []
@@ -259,20 +259,23 @@ class _Batches:
             for item, out, _ in pending:
                 self.fail(item, f"{item.path}: {type(exc).__name__}: {exc}", out.shown)
             return
-        for (item, out, image), result in zip(pending, results):
-            self._write(item, out, image, result)
+        # Only the photos' notes and profiles are needed from here on: let their pixels go before the outputs are
+        # encoded (a 48 MP photo is 0.6 GB of float32).
+        done = [(item, out, list(image.warnings), image.profile) for item, out, image in pending]
+        del pending
+        for (item, out, notes, profile), result in zip(done, results):
+            self._write(item, out, notes, profile is not None, result)
 
-    def _write(self, item: InputItem, out: OutputClaim, image: RGBImage, result: StylizeResult) -> None:
+    def _write(self, item: InputItem, out: OutputClaim, notes: list[str], srgb: bool, result: StylizeResult) -> None:
         """Write one result where its claim says: exclusively unless ``--force`` (another process may have created
-        the file since the claim), with the sRGB profile when the photo had a colour profile."""
+        the file since the claim), with the sRGB profile (``srgb``) when the photo had a colour profile."""
         from styler.io.images import write_image
 
         options = self.options
         try:
-            notes = list(image.warnings) + write_image(result.image.rgb, out.path, alpha=result.image.alpha,
-                                                       fmt=options.fmt or ("png" if out.path == _STDOUT else None),
-                                                       quality=options.quality, overwrite=options.force,
-                                                       srgb_profile=image.profile is not None)
+            notes = notes + write_image(result.image.rgb, out.path, alpha=result.image.alpha,
+                                        fmt=options.fmt or ("png" if out.path == _STDOUT else None),
+                                        quality=options.quality, overwrite=options.force, srgb_profile=srgb)
         except StylerError as exc:
             self.fail(item, str(exc).replace(out.path, out.shown), out.shown)
             return
@@ -325,6 +328,9 @@ def apply_files(inputs: Sequence[str], stylizer: Stylizer, options: ApplyOptions
         except StylerError as exc:
             batches.fail(item, str(exc), out.shown)
             continue
-        batches.add(item, out, image)
+        full = batches.add(item, out, image)
+        del image  # the batch holds the only reference, so the pixels go once stylized
+        if full:
+            batches.flush()
     batches.flush()
     return batches.records

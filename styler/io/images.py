@@ -144,12 +144,17 @@ def _to_float_planes(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
         return np.repeat(arr[:, :, None], 3, axis=2), None
     has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in img.info) \
         or (mode in ("L", "RGB") and "transparency" in img.info)
+    # Divided in place: one float copy of the photo instead of two at once (0.6 GB at 48 MP).
     if has_alpha:
         rgba = np.asarray(img.convert("RGBA"), dtype=np.uint8)
-        rgb = rgba[:, :, :3].astype(np.float32) / 255.0
-        alpha = rgba[:, :, 3].astype(np.float32) / 255.0
+        rgb = rgba[:, :, :3].astype(np.float32)
+        rgb /= 255.0
+        alpha = rgba[:, :, 3].astype(np.float32)
+        alpha /= 255.0
         return rgb, alpha
-    return np.asarray(img.convert("RGB"), dtype=np.uint8).astype(np.float32) / 255.0, None
+    rgb = np.asarray(img if img.mode == "RGB" else img.convert("RGB"), dtype=np.uint8).astype(np.float32)
+    rgb /= 255.0
+    return rgb, None
 
 
 def _open_regular(path: str | os.PathLike, label: str) -> BinaryIO:
@@ -389,8 +394,17 @@ def resize_image(image: RGBImage, size: tuple[int, int]) -> RGBImage:
 # --- writing -------------------------------------------------------------------------------------------------------
 
 def to_uint8(arr: np.ndarray) -> np.ndarray:
-    """Float [0, 1] → uint8 with rounding (values outside [0, 1] are clipped)."""
-    return (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    """Float [0, 1] → uint8 with rounding (values outside [0, 1] are clipped).
+
+    Scaled in place on the one copy ``clip`` makes: the same values as ``clip(arr) * 255 + 0.5``, with one float
+    copy alive instead of two (for a 48 MP photo, 0.6 GB less at the moment the output is encoded).
+    """
+    scaled = np.clip(arr, 0.0, 1.0)
+    if not np.issubdtype(scaled.dtype, np.floating):
+        scaled = scaled.astype(np.float32)
+    scaled *= 255.0
+    scaled += 0.5
+    return scaled.astype(np.uint8)
 
 
 def output_format(path: str | os.PathLike | None, fallback: str | None = "PNG") -> str:
