@@ -82,7 +82,7 @@ def cpu_peak_gflops(precision: str, threads: int, mhz: float) -> float:
     return FLOP_PER_CYCLE[precision] * threads * mhz / 1000.0
 
 
-def make_models(folder: Path) -> dict[int, Path]:
+def make_models(folder: Path, widths: tuple[int, ...] = (32, 16)) -> dict[int, Path]:
     import torch
 
     from styler.io.modelfile import save_model
@@ -90,7 +90,7 @@ def make_models(folder: Path) -> dict[int, Path]:
 
     torch.manual_seed(0)
     return {w: save_model(folder / f"bench_w{w}.pth", TransformerNet(ArchSpec(width=w)), {"name": f"bench_w{w}"})
-            for w in (32, 16)}
+            for w in widths}
 
 
 @contextlib.contextmanager
@@ -137,8 +137,8 @@ def peer_runner(peer_path: str | None) -> Runner | None:
     return lambda x: session.run(None, {"image": x, "style_weights": weights})[0]
 
 
-def build_variants(models: dict[int, Path], peer: Runner | None, compiled: bool, openvino: bool
-                   ) -> dict[str, tuple[int | None, str, Runner]]:
+def build_variants(models: dict[int, Path], peer: Runner | None, compiled: bool, openvino: bool,
+                   default_model: bool = True) -> dict[str, tuple[int | None, str, Runner]]:
     """name -> (width or None for the peer, precision it computes in, runner)."""
     from styler.infer.stylizer import Stylizer
 
@@ -156,7 +156,7 @@ def build_variants(models: dict[int, Path], peer: Runner | None, compiled: bool,
             for precision in ("fp32", "bf16", "int8"):
                 ov = stylizer(path, backend="openvino", precision=precision)
                 variants[f"openvino {ov.precision} w{w}"] = (w, ov.precision, ov.run_batch)
-    if openvino:
+    if openvino and default_model:
         default = stylizer(None)
         print("default model:", default.name, default.backend, default.precision,
               json.dumps(getattr(default.engine, "selection", {})), file=sys.stderr)
@@ -172,26 +172,30 @@ def build_variants(models: dict[int, Path], peer: Runner | None, compiled: bool,
     return variants
 
 
-def _row(name: str, times: list[float], base: list[float] | None, peer: list[float] | None, flops: float | None,
-         peak: float | None) -> dict:
+def _row(name: str, times: list[float], cpu: list[float], base: list[float] | None, peer: list[float] | None,
+         flops: float | None, peak: float | None, core_peak: float | None) -> dict:
     ms = [t * 1000 for t in times]
-    row = {"median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms)}
+    row = {"median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms),
+           "cpu_ms": statistics.median(cpu) * 1000}
     if base is not None:
         row["ratio_vs_eager"] = statistics.median(t / b for t, b in zip(times, base))
     if peer is not None:
         row["ratio_vs_peer"] = statistics.median(t / b for t, b in zip(times, peer))
     if flops is not None:
         row["gflops"] = flops / statistics.median(times) / 1e9
-        if peak:
-            row["of_peak"] = row["gflops"] / peak
+        # Per CPU-second: what the kernels achieve while they run, whatever else shares the machine (spin-waiting
+        # threads count as running, so this is a lower bound for multi-threaded runs).
+        row["gflops_per_core"] = flops / statistics.median(cpu) / 1e9
+        if peak and core_peak:
+            row["of_peak"], row["of_core_peak"] = row["gflops"] / peak, row["gflops_per_core"] / core_peak
     return row
 
 
 def in_process(models: dict[int, Path], peer_path: str | None, only: list[str], compiled: bool = False,
-               openvino: bool = False) -> dict:
+               openvino: bool = False, default_model: bool = True) -> dict:
     from styler.nn.network import ArchSpec, flops_per_pixel
 
-    variants = build_variants(models, peer_runner(peer_path), compiled, openvino)
+    variants = build_variants(models, peer_runner(peer_path), compiled, openvino, default_model)
     flops_px = {w: flops_per_pixel(ArchSpec(width=w)) for w in (16, 32)}
     cpu = cpu_description()
     threads = THREADS or os.cpu_count() or 1
@@ -206,20 +210,23 @@ def in_process(models: dict[int, Path], peer_path: str | None, only: list[str], 
                 err = float(np.abs(ref[name] - ref[f"eager w{width}"]).max())
                 results.setdefault("parity_max_abs_vs_eager", {})[f"{label} {name}"] = err
         times: dict[str, list[float]] = {name: [] for name in variants}
+        cpu_times: dict[str, list[float]] = {name: [] for name in variants}
         pressures = []
         for _ in range(ROUNDS[label]):
             pressures.append(pressure())
             for name, (_, _, fn) in variants.items():
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 fn(x)
                 times[name].append(time.perf_counter() - start)
+                cpu_times[name].append(time.process_time() - start_cpu)
                 time.sleep(0.05)
         row = {}
         for name, (width, precision, _) in variants.items():
-            base = times.get(f"eager w{width or 32}") if width is not None else None
+            base = times.get(f"eager w{width}") if width is not None else None
             flops = flops_px[width] * h * w if width is not None else None
-            row[name] = _row(name, times[name], base, times.get("peer net"), flops,
-                             cpu_peak_gflops(precision, threads, cpu["mhz"]))
+            row[name] = _row(name, times[name], cpu_times[name], base, times.get("peer net"), flops,
+                             cpu_peak_gflops(precision, threads, cpu["mhz"]),
+                             cpu_peak_gflops(precision, 1, cpu["mhz"]))
         row["_pressure_some_avg10"] = pressures
         results[label] = row
         print(label, json.dumps({k: (round(v["median_ms"], 1), round(v.get("ratio_vs_peer", float("nan")), 3))
@@ -401,6 +408,9 @@ def main() -> None:
     parser.add_argument("--openvino", action="store_true", help="also time OpenVINO fp32/bf16/int8 and the default "
                         "model as styler apply runs it")
     parser.add_argument("--no-in-process", action="store_true", help="skip the in-process variants")
+    parser.add_argument("--widths", default="32,16", help="network widths of the random-weight variants")
+    parser.add_argument("--no-default-model", action="store_true", help="with --openvino: skip the default model's "
+                        "variants")
     parser.add_argument("--no-whole-process", action="store_true", help="skip the whole-process CLI comparison")
     parser.add_argument("--quality", action="store_true", help="only the default path's quality against torch fp32")
     parser.add_argument("--cache-dir", type=Path, default=None, help="STYLER_CACHE_DIR for the run [default: a "
@@ -427,8 +437,9 @@ def main() -> None:
             results["tiling"] = tiling_check(make_models(workdir), workdir, args.width)
         else:
             if not args.no_in_process:
-                results["in_process"] = in_process(make_models(workdir), peer, args.sizes, args.compiled,
-                                                   args.openvino)
+                widths = tuple(int(w) for w in args.widths.split(","))
+                results["in_process"] = in_process(make_models(workdir, widths), peer, args.sizes, args.compiled,
+                                                   args.openvino, not args.no_default_model)
             if not args.no_whole_process:
                 results["whole_process"] = whole_process(peer, args.pairs, workdir)
     text = json.dumps(results, indent=2, default=str)

@@ -22,8 +22,9 @@
 
 Precision: ``auto`` is fp32 for ``torch`` and ``onnx``, bf16-where-native for ``compiled``, and the per-CPU choice
 above for ``openvino``; ``fp32`` / ``bf16`` / ``int8`` force one (bf16 needs ``openvino``, ``torch`` or
-``compiled``, int8 needs ``openvino``, so with ``auto`` only ``fp32`` can be forced). Measured on the shipped default model against fp32: compiled bf16 max |Δ| 0.008 at 1024² (PSNR
-58 dB); eager bf16 PSNR 51 dB on Kodak photos (worst pixel 0.08); the perceptual loss is unchanged to 3 digits.
+``compiled``, int8 needs ``openvino``, so with ``auto`` only ``fp32`` can be forced). Measured on the shipped
+default model against fp32: compiled bf16 max |Δ| 0.008 at 1024² (PSNR 58 dB); eager bf16 PSNR 51 dB on Kodak
+photos (worst pixel 0.08); the perceptual loss is unchanged to 3 digits. OpenVINO: see :mod:`.openvino`.
 
 Adding a runtime: write one module whose class takes ``(model: ModelHandle, *, device, threads, precision)`` and
 satisfies :class:`Backend` (raise :class:`BackendError` when it cannot run here), then add one line to

@@ -49,9 +49,9 @@ def openvino_available() -> bool:
 
 @functools.lru_cache(maxsize=1)
 def _core() -> Any:
-    import openvino as ov  # type: ignore[import-untyped, unused-ignore]
+    from styler.infer.ovcache import import_openvino
 
-    return ov.Core()
+    return import_openvino().Core()
 
 
 @dataclass
@@ -137,10 +137,10 @@ def _compile(model: Any, hint: str, threads: int | None) -> Any:
 
 def _inference_precision(compiled: Any) -> str:
     """What a compiled model computes its non-int8 layers in, as OpenVINO reports it: ``bf16`` or ``f32``."""
-    import openvino as ov  # type: ignore[import-untyped, unused-ignore]
+    from styler.infer.ovcache import import_openvino
 
     value = compiled.get_property("INFERENCE_PRECISION_HINT")
-    return "bf16" if value == ov.Type.bf16 else "f32"
+    return "bf16" if value == import_openvino().Type.bf16 else "f32"
 
 
 @dataclass
