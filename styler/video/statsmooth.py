@@ -8,10 +8,13 @@ implementation per norm kind), takes an exponential moving average of ``(scale, 
 the averaged map. Frames of one batch are consecutive, so the average runs through the batch in order inside
 each layer; it needs one pass, not a statistics pass and a frozen pass.
 
-Measured (``scripts/bench_video.py``): with instance norm the global part of the flicker is already small (IN
-removes a global brightness/contrast change exactly, up to clipping), so on the handheld clip this route changes
-little; it is kept as an option, off by default. Eval-mode batch norm uses fixed running statistics and is left
-alone (nothing to smooth; it passes exposure flicker straight through instead, ``scripts/video_norms.py``).
+Measured (``scripts/bench_video.py``, ``docs/video/``): with instance norm the global part of the flicker is
+already small, because IN divides a global gain and offset out exactly (up to clipping), and smoothing the
+statistics *undoes* that: on the exposure clip the averaged maps lag behind the exposure and let it through, so the
+route raises flicker there, while it lowers it a little on a pan (where new content re-tones the frame). It is kept
+as an option, off by default. The average runs over the whole clip (it is not reset at scene cuts). Eval-mode
+batch norm uses fixed running statistics and is left alone (nothing to smooth; ``scripts/video_norms.py`` shows
+it passing exposure changes through).
 """
 
 from __future__ import annotations
