@@ -95,6 +95,9 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``styler`` console script (exit codes: 0 ok, 1 error, 2 usage, 130 interrupted)."""
+    from styler.cli.signals import terminate_like_interrupt
+
+    terminate_like_interrupt()  # SIGTERM ends every command like Ctrl-C: exit 130, temp files removed
     try:
         args = list(sys.argv[1:] if argv is None else argv)
         # The raw arguments travel with the context: `train --nproc N` relaunches itself under torchrun with them.

@@ -62,7 +62,10 @@ class LoadedModel:
 
     @property
     def name(self) -> str:
-        return self.metadata.get("name") or (self.path.stem if self.path else "model")
+        """The model's name as a file-name-safe token: it comes from the file and ends up in output names."""
+        from styler.io.names import safe_name
+
+        return safe_name(self.metadata.get("name") or (self.path.stem if self.path else "model"))
 
 
 def save_model(path: str | os.PathLike, net: TransformerNet, metadata: dict[str, Any] | None = None,

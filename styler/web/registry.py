@@ -230,19 +230,13 @@ class StylizerCache:
         from styler.infer.stylizer import Stylizer
 
         cfg = self.config
-        if selection.mix is None:
-            return Stylizer(str(selection.info.path), device=cfg.device, backend=cfg.backend,
+        stylizer = Stylizer(str(selection.info.path), device=cfg.device, backend=cfg.backend,
                             threads=cfg.worker_threads)
-        # A blend of a multi-style model: its own network with the mix set, on eager torch (an exported graph is
-        # cached by file, not by mix).
-        import torch
+        if selection.mix is not None:  # a style or blend of a multi-style model: every backend applies the mix
+            import numpy as np
 
-        from styler.io.modelfile import load_model
-        from styler.nn.kinds.conditional import set_style_mix
-
-        loaded = load_model(selection.info.path)
-        set_style_mix(loaded.net, torch.tensor(selection.mix))
-        return Stylizer(loaded, device=cfg.device, backend="torch", threads=cfg.worker_threads)
+            stylizer.model.style_mix = np.asarray(selection.mix, dtype=np.float32)
+        return stylizer
 
     def names(self) -> list[str]:
         """Loaded selections, least recently used first (``/api/health`` shows them)."""

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import SIZE, make_tiny_model, smooth_photo
+from helpers import SIZE, make_tiny_model, smooth_photo
 from styler.cli import main
 from styler.evidence.compare import compare_grid, compare_outputs
 from styler.evidence.contrast import DEFAULT_TRANSFORMS, contrast_sensitivity
@@ -187,7 +187,7 @@ def test_cli_module_does_not_import_torch() -> None:
 
 
 def test_row_label_names_norm_width_style_and_steps(tmp_path):
-    from conftest import make_tiny_model
+    from helpers import make_tiny_model
 
     label = model_label(as_loaded(make_tiny_model(tmp_path / "m.pth", "gn")), multiline=False)
     assert label.startswith("GN(8) · width 8 · ") and label.endswith("7 steps"), label

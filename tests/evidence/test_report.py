@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_tiny_model, smooth_photo
+from helpers import make_tiny_model, smooth_photo
 from styler.cli import main
 from styler.evidence.report import ReportOptions, build_report
 

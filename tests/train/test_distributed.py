@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import base_config
+from helpers import base_config
 from styler.io.modelfile import read_model_info
 from styler.train import distributed as dist_utils
 from styler.train.data import BatchSchedule, PhotoFolder

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import base_config
+from helpers import base_config
 from styler.io.modelfile import load_model
 from styler.nn.kinds.conditional import ConditionalInstanceNorm2d, one_hot_mix, set_style_mix
 from styler.train.data import StyleSchedule

@@ -16,7 +16,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import base_config
+from helpers import base_config
 from styler.cli import cli
 from styler.errors import DatasetError, StylerError, TrainingError
 from styler.io.modelfile import load_model
