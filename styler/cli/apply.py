@@ -34,8 +34,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("inputs", nargs=-1, required=True, metavar="IMAGE_OR_DIR...")
-@click.option("-m", "--model", help="Model file (.pth) or the name of a model in $STYLER_MODEL_DIR or weights/ "
-              "[default: the bundled default model].")
+@click.option("-m", "--model", help="Model file (.safetensors or .pth) or the name of a model in $STYLER_MODEL_DIR "
+              "or the bundled zoo [default: the bundled default model].")
 @click.option("-o", "--output", help="Output file for a single input ('-' for stdout).")
 @click.option("--out-dir", type=click.Path(file_okay=False), help="Write outputs here (folder structure of "
               "directory inputs is kept) instead of next to each input.")
@@ -63,6 +63,9 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 @click.option("--precision", type=click.Choice(list(PRECISIONS)), default="auto", show_default=True,
               help="torch/compiled backends: auto = bf16 for compiled on CUDA or CPUs with AMX/AVX512-BF16, else "
               "fp32 (bf16: PSNR 51-58 dB against fp32, the same picture).")
+@click.option("--style", "style", default=None, metavar="NAME[:W],...",
+              help="Multi-style models: the style to apply, or a blend such as great_wave:0.6,starry_night:0.4 "
+              "(weights are normalized) [default: the model's first style]. `styler info MODEL` lists the styles.")
 @click.option("--tile-size", type=click.IntRange(min=0), default=None, help="Tile size in pixels for large "
               "images; 0 never tiles [default: automatic from --memory-budget].")
 @click.option("--memory-budget", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
@@ -77,7 +80,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 def apply(inputs: tuple[str, ...], model: str | None, output: str | None, out_dir: str | None, suffix: str | None,
           fmt: str | None, quality: int, force: bool, max_size: int | None, scale: float | None,
           preserve_color: bool, color_space: str, strength: float, batch_size: int, device: str, backend: str,
-          precision: str, tile_size: int | None, memory_budget: float, max_pixels: int | None,
+          precision: str, style: str | None, tile_size: int | None, memory_budget: float, max_pixels: int | None,
           threads: int | None, as_json: bool, quiet: bool) -> None:
     """Stylize photos: files, directories (recursive), glob patterns, or '-' for stdin.
 
@@ -103,7 +106,7 @@ def apply(inputs: tuple[str, ...], model: str | None, output: str | None, out_di
         raise click.UsageError("'-' (stdin) can be given only once")
     started = time.perf_counter()
     to_stdout = output == "-" or (output is None and inputs == ("-",))
-    stylizer = Stylizer(model, device=device, backend=backend, threads=threads, precision=precision)
+    stylizer = Stylizer(model, device=device, backend=backend, threads=threads, precision=precision, style=style)
     _warn(stylizer.notes, quiet)
     notes_seen = len(stylizer.notes)
     progress = _Progress(quiet)
@@ -216,32 +219,12 @@ def info(model: str, as_json: bool) -> None:
         f"norm:        {norm.get('kind')} ({', '.join(f'{k}={v}' for k, v in norm.items() if k != 'kind')})",
         f"inference:   {data['inference_statistics']}",
     ]
+    styles = data["metadata"].get("styles")
+    if isinstance(styles, list) and styles:
+        lines.append(f"styles:      {len(styles)}: " + ", ".join(
+            f"{s.get('name')}" + (f" (style weight {s['style_weight']:g})" if s.get("style_weight") else "")
+            for s in styles if isinstance(s, dict)) + "  (apply --style NAME or NAME:W,NAME:W)")
     for key, value in sorted(data["metadata"].items()):
         text = json.dumps(value, sort_keys=True, default=str) if isinstance(value, (dict, list)) else str(value)
         lines.append(f"{key + ':':<12} {text}")
     click.echo("\n".join(lines))
-
-
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
-@handles_sigterm
-def models(as_json: bool) -> None:
-    """List the models found in $STYLER_MODEL_DIR and weights/ (the default is marked with *)."""
-    from styler.io.zoo import default_model, model_search_dirs
-
-    default = default_model()
-    rows: list[dict[str, Any]] = []
-    for folder in model_search_dirs():
-        if folder.is_dir():
-            for path in sorted(folder.glob("*.pth")):
-                rows.append({"name": path.stem, "path": str(path), "size_bytes": path.stat().st_size,
-                             "default": default is not None and path.resolve() == default.resolve()})
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    if not rows:
-        click.echo("no models installed (looked in: " + ", ".join(str(d) for d in model_search_dirs()) + ")")
-        return
-    for row in rows:
-        click.echo(f"{'*' if row['default'] else ' '} {row['name']:<24} {row['size_bytes'] / 1e6:6.2f} MB  "
-                   f"{row['path']}")

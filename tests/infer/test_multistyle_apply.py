@@ -71,3 +71,29 @@ def test_style_errors(cin_model, tmp_path) -> None:
     Stylizer(single, backend="torch", style="starry")  # its own style: accepted, nothing to choose
     with pytest.raises(StylerError, match="unknown style 'wave'"):
         Stylizer(single, backend="torch", style="wave")
+
+
+def test_cli_apply_style_and_info_list_the_styles(cin_model, tmp_path) -> None:
+    """The real CLI: `styler info` lists the styles, `apply --style` paints the one asked for, a bad name is exit 1."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    path, _ = cin_model
+    photo = tmp_path / "photo.png"
+    Image.fromarray((np.random.default_rng(2).random((40, 48, 3)) * 255).astype(np.uint8)).save(photo)
+    env_cmd = [sys.executable, "-m", "styler"]
+    info = subprocess.run([*env_cmd, "info", str(path)], capture_output=True, text=True, timeout=120)
+    assert info.returncode == 0 and "styles:      3: starry, wave, scream" in info.stdout, info.stdout
+    outputs = {}
+    for style in ("wave", "scream"):
+        out = tmp_path / f"{style}.png"
+        run = subprocess.run([*env_cmd, "apply", str(photo), "-m", str(path), "--style", style, "-o", str(out),
+                              "--backend", "torch", "-q"], capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        outputs[style] = np.asarray(Image.open(out), dtype=np.int16)
+    assert np.abs(outputs["wave"] - outputs["scream"]).max() > 10
+    bad = subprocess.run([*env_cmd, "apply", str(photo), "-m", str(path), "--style", "monet", "-o",
+                          str(tmp_path / "x.png")], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "unknown style 'monet'" in bad.stderr
