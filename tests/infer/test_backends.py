@@ -51,14 +51,23 @@ def test_every_backend_declares_the_protocol(tiny_model: Path, name: str) -> Non
     assert backend.model.meta["name"] == "tiny"
 
 
-def test_auto_prefers_onnx_on_cpu(tiny_model: Path) -> None:
+def test_auto_prefers_a_torch_free_cpu_runtime(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OpenVINO where it is installed, else ONNX Runtime; neither loads the torch model."""
+    from styler.infer.backends import openvino
+
     backend = open_backend("auto", tiny_model, device="cpu")
-    assert backend.name == "onnx" and backend.notes == [] and backend.model.loaded is None  # torch never loaded
+    expected = "openvino" if openvino.openvino_available() else "onnx"
+    assert backend.name == expected and backend.notes == [] and backend.model.loaded is None
+    monkeypatch.setattr(openvino, "openvino_available", lambda: False)
+    backend = open_backend("auto", tiny_model, device="cpu")
+    assert backend.name == "onnx" and backend.notes == [] and backend.model.loaded is None
 
 
 def test_auto_falls_back_to_torch_with_a_note(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import styler.infer.backends.ort as ort
+    from styler.infer.backends import openvino
 
+    monkeypatch.setattr(openvino, "openvino_available", lambda: False)
     monkeypatch.setattr(ort, "onnxruntime_available", lambda: False)
     backend = open_backend("auto", tiny_model, device="cpu")
     assert backend.name == "torch"
