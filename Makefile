@@ -17,7 +17,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,test,lint,web]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,test,lint,web,video,openvino]'
 	touch $(STAMP)
 
 # The real-browser test drives Debian's Chromium: install it when missing (root + apt-get; else that test skips).

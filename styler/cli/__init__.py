@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str, str, bool]] = {
     "independence": ("styler.cli.ablation", "independence",
                      "Measure and draw batch independence per norm.", True),
     "report": ("styler.cli.ablation", "report", "Build the norm-ablation report from trained models.", True),
+    "video": ("styler.cli.video", "video", "Stylize a video (or animated GIF/WebP) with its sound, without flicker.",
+              False),
     "serve": ("styler.cli.serve", "serve", "Serve the web app: stylize photos in a browser, and the Norms view.",
               False),
 }
