@@ -8,17 +8,13 @@ partly written temporary file is removed and the target is untouched.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import signal
 import sys
-import threading
-from collections.abc import Iterator
-from types import FrameType
 from typing import Any
 
 import click
 
+from styler.cli.signals import sigterm_as_interrupt
 from styler.infer.backends import BACKENDS, PRECISIONS
 
 EXIT_INTERRUPTED = 130
@@ -38,25 +34,6 @@ def _seconds(text: str | None, name: str) -> float | None:
     if value < 0 or value != value:
         raise click.BadParameter(f"{text!r} must not be negative", param_hint=name)
     return value
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt while the command runs, so clean-up runs as for Ctrl-C (default handler
-    only; the previous one is restored)."""
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.getsignal(signal.SIGTERM) if main else None
-    if main and previous is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        yield
-    finally:
-        if main and previous is signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, previous)
 
 
 class _Progress:
@@ -140,7 +117,7 @@ def video(source: str, output: str | None, model: str | None, style: str | None,
     runtime = {"device": device, "backend": backend, "threads": threads, "precision": precision}
     progress = _Progress(quiet)
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             result, stylizer = _execute(source, output, model, style, options, runtime, progress)
     except KeyboardInterrupt:
         progress.close()

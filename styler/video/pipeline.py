@@ -1,10 +1,11 @@
 """``styler video`` as a library call: probe, decode, stylize with the temporal routes, encode, rename into place.
 
 Why a temporary file: encoding takes minutes and can be interrupted (Ctrl-C, SIGTERM, a full disk, a decode error
-in the last second of the input). Everything is written to ``.NAME.PID.tmp`` beside the target, in the target's
-folder so the final rename is atomic, and renamed only once the container is finished; on any failure, including
-:class:`KeyboardInterrupt`, the temporary file is removed and the error goes on up. So the target either does not
-change or is a complete video.
+in the last second of the input). Everything is written to ``.NAME.PID.tmp`` beside the target
+(:func:`styler.io.tempfiles.temp_path`), in the target's folder so the final rename is atomic, and renamed only once
+the container is finished; on any failure, including :class:`KeyboardInterrupt` (SIGTERM becomes one in the CLI),
+the temporary file is removed and the error goes on up. So the target either does not change or is a complete
+video.
 
 Memory does not depend on the clip's length: frames are decoded one at a time, at most one batch is held by the
 stylizer, and audio packets are copied as the video reaches them.
@@ -24,6 +25,7 @@ from typing import Any
 
 from styler.errors import StylerError
 from styler.infer.options import StylizeOptions
+from styler.io.tempfiles import clean_stale_temp_files, temp_path
 from styler.video.sink import OUTPUT_FORMATS, OutputFormat, VideoSink, output_format
 from styler.video.source import AudioFeed, Frame, VideoError, VideoInfo, iter_frames, probe
 from styler.video.temporal import FrameStylizer, TemporalSettings
@@ -106,11 +108,6 @@ def frame_size(info: VideoInfo, fmt: OutputFormat, max_size: int | None) -> tupl
     return decode, decode
 
 
-def _temp_path(target: Path) -> Path:
-    """``.NAME.PID.tmp`` beside ``target``: the same folder (an atomic rename), a name no one else writes."""
-    return target.with_name(f".{target.name}.{os.getpid()}.tmp")
-
-
 def check_output(source: str | os.PathLike[str], target: str | os.PathLike[str], force: bool) -> OutputFormat:
     """The output's format, after checking that writing ``target`` is allowed (not the input, not a folder,
     not an existing file without ``force``, in an existing folder)."""
@@ -151,10 +148,11 @@ def stylize_video(source: str | os.PathLike[str] | VideoInfo, target: str | os.P
     info = source if isinstance(source, VideoInfo) else probe(source)
     target = Path(target)
     fmt = check_output(info.path, target, options.force)
+    clean_stale_temp_files(target.parent, {target.name})  # what a killed earlier run of this target left
     decode_size, size = frame_size(info, fmt, options.max_size)
     warnings: list[str] = []
     started = time.perf_counter()
-    temp = _temp_path(target)
+    temp = temp_path(target)
     with contextlib.ExitStack() as stack:
         feed = None
         if info.audio_codec is not None:
