@@ -12,14 +12,15 @@ import pytest
 pytest.importorskip("av", reason="the video extra (PyAV) is not installed")
 pytest.importorskip("cv2", reason="the video extra (OpenCV) is not installed")
 
-from video_helpers import numbered_frames, tiny_model  # noqa: E402
+from video_helpers import numbered_frames  # noqa: E402
 
+from helpers import make_tiny_model  # noqa: E402
 from styler.video.synthetic import tone, write_clip  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def model_file(tmp_path_factory) -> Path:
-    return tiny_model(tmp_path_factory.mktemp("models") / "tiny_in.safetensors")
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny_in.safetensors", "instance")
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from video_helpers import textured_scene, tiny_model
+from video_helpers import textured_scene
 
+from helpers import make_tiny_model
 from styler.errors import StylerError
 from styler.video.blend import FlowBlender
 from styler.video.metrics import flicker
@@ -133,9 +134,11 @@ def test_smoothed_statistics_average_over_frames(model_file):
 
 
 def test_style_picks_one_style_of_a_multi_style_model(tmp_path, shaky_clip):
+    from styler.io.modelfile import load_model, save_model
     from styler.video.pipeline import open_video_stylizer
 
-    path = tiny_model(tmp_path / "multi.safetensors", "cin:2", styles=("dots", "waves"))
+    loaded = load_model(make_tiny_model(tmp_path / "multi.safetensors", "cin:2"))
+    path = save_model(loaded.path, loaded.net, {**loaded.metadata, "styles": [{"name": "dots"}, {"name": "waves"}]})
     frames = shaky_clip[0][:2]
     first, second, own = (list(FrameStylizer(open_video_stylizer(path, style=style, backend="torch"),
                                              TemporalSettings.parse("off")).run(frames))

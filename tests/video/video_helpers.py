@@ -1,8 +1,6 @@
-"""Helpers of the video tests: frames whose index survives a lossy codec, textured frames, a tiny model."""
+"""Helpers of the video tests: frames whose index survives a lossy codec, and a texture flow can follow."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 
@@ -32,28 +30,3 @@ def textured_scene(seed: int = 0, width: int = 160, height: int = 120) -> np.nda
     rng = np.random.default_rng(seed)
     small = Image.fromarray(rng.integers(0, 256, size=(height // 6, width // 6, 3)).astype(np.uint8))
     return np.asarray(small.resize((width, height), Image.Resampling.BICUBIC), dtype=np.uint8)
-
-
-def tiny_model(path: Path, norm: str = "instance", seed: int = 0, styles: tuple[str, ...] = ()) -> Path:
-    """A width-8, one-block network with non-trivial norm affines, saved as a model file (``styles``: the style
-    names a conditional model records)."""
-    import torch
-
-    from styler.io.modelfile import save_model
-    from styler.nn.network import ArchSpec, TransformerNet
-    from styler.nn.spec import NormSpec
-
-    torch.manual_seed(seed)
-    spec = NormSpec.parse(norm)
-    net = TransformerNet(ArchSpec(width=8, residual_blocks=1, norm=spec))
-    with torch.no_grad():
-        for module in net.modules():
-            if not isinstance(module, torch.nn.Conv2d) and getattr(module, "weight", None) is not None:
-                module.weight.uniform_(0.5, 1.5)  # IN's affine, or every style's (γ, β) rows of a conditional norm
-                module.bias.uniform_(-0.5, 0.5)
-        net.decoder[2].conv.weight.mul_(255)  # the net divides by 255 at the end: O(1) outputs
-        net.decoder[2].conv.bias.mul_(255)
-    meta = {"name": path.stem, "style": {"name": "random"}, "norm": spec.to_dict()}
-    if styles:
-        meta["styles"] = [{"name": name} for name in styles]
-    return save_model(path, net.eval(), meta)
