@@ -13,11 +13,15 @@ The recipe (:func:`quantize_model`), and why each choice:
   photos shipped with the package. Min-max ranges are set by a few extreme pixels and cost resolution everywhere
   else (measured on the default model, 20 evaluation photos at 512 px: 44.9 dB with mean min-max, 46.3 with the
   histogram).
-* **Norm layers stay in higher precision**: nothing feeding an MVN (instance, group, layer norm) is quantized. A
-  convolution's output *before* instance norm has a range that varies from photo to photo by orders of magnitude;
-  one fixed int8 range for it loses flat photos entirely, since the norm then amplifies the rounding noise (the
-  default model: 39.7 dB mean and 29 dB on a photo of sky without this rule, 46 dB mean with it). After the norm
-  the activations are normalized and quantize well, so every convolution still runs in int8.
+* **Only convolutions are quantized** (:data:`IGNORED_TYPES`): NNCF's mixed preset would also quantize the inputs
+  of elementwise and reduction ops. Before a norm that is fatal: a convolution's output *before* instance norm has
+  a range that varies from photo to photo by orders of magnitude, and one fixed int8 range for it loses flat photos
+  entirely, since the norm then amplifies the rounding noise (the default model: 39.7 dB mean and 29 dB on a photo
+  of sky with it, 46 dB mean without); a norm exported as arithmetic (group, layer norm through a Reshape;
+  switchable norm as means, powers and square roots) would have its statistics themselves rounded (starry_night_sn:
+  35.8 dB, gate failed; with only convolutions quantized 48.6 dB). The residual sums stay bf16/fp32 too (default
+  model: gate 49.4 → 51.8 dB, time unchanged). After a norm the activations are normalized and quantize well, so
+  every convolution still runs in int8.
 * **The encoder's strided convolutions stay in higher precision** (:func:`sensitive_convolutions`, level 1): rounding
   noise added early passes through every later instance norm and grows on flat photos; keeping these two small
   convolutions (5 % of the arithmetic) out of int8 raised the worst evaluation photo from 37.0 to 40.6 dB. If the
@@ -49,7 +53,7 @@ import numpy as np
 from styler.infer.backends.base import BackendError
 from styler.infer.ovgraph import sink_quantizers
 
-__all__ = ["CALIBRATION_DIR", "GATE_PSNR_DB", "QUANT_VERSION", "LEVELS", "GateResult", "nncf_available",
+__all__ = ["CALIBRATION_DIR", "GATE_PSNR_DB", "QUANT_VERSION", "LEVELS", "ESTIMATORS", "GateResult", "nncf_available",
            "load_photos", "sensitive_convolutions", "quantize_model", "reference_outputs", "gate", "psnr_db"]
 
 #: The shipped photos: ``calibrate/`` sets the activation ranges, ``gate/`` judges the result (``CREDITS.md``).
@@ -57,13 +61,20 @@ CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
 #: int8 must stay within this PSNR of fp32 on the gate photos to become a model's default precision.
 GATE_PSNR_DB = 40.0
 #: Bump when the recipe changes: part of the cache key of every int8 graph.
-QUANT_VERSION = 1
+QUANT_VERSION = 2
 #: Recipe levels tried in order until one passes the gate (:func:`sensitive_convolutions`).
 LEVELS = (1, 2)
+#: Activation range estimators, preferred first. NNCF's histogram fails on a tensor whose observed range is empty
+#: ("Cannot create 2048 finite-sized bins"; the switchable-norm model has one), and the mean of per-photo min/max
+#: is then the fallback.
+ESTIMATORS = ("histogram", "mean-minmax")
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
-#: Ops whose inputs are never quantized: the norms (see the module docstring), and the DepthToSpace that ends a
-#: rewritten convolution (:mod:`styler.infer.ovgraph`), whose input is the network's output or a norm's input.
-IGNORED_TYPES = ["MVN", "DepthToSpace"]
+#: Ops whose inputs are never quantized, so that only convolutions run in int8 (see the module docstring): the
+#: norms (MVN, and the Reshape the exporter puts in front of a group or layer norm's MVN), the arithmetic of norms
+#: exported op by op and of the residual sums, and the DepthToSpace that ends a rewritten convolution
+#: (:mod:`styler.infer.ovgraph`), whose input is the network's output or a norm's input.
+IGNORED_TYPES = ["MVN", "Reshape", "DepthToSpace", "Add", "Multiply", "Subtract", "Divide", "Power", "Sqrt",
+                 "ReduceMean", "Convert"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,7 @@ class GateResult:
     threshold_db: float
     inference_precision: str
     level: int = 1  # recipe level (:func:`sensitive_convolutions`)
+    estimator: str = "histogram"  # activation range estimator (:data:`ESTIMATORS`)
 
     @property
     def passed(self) -> bool:
@@ -88,7 +100,8 @@ class GateResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GateResult:
         return cls(float(data["psnr_db"]), float(data["worst_db"]), int(data["photos"]), float(data["threshold_db"]),
-                   str(data["inference_precision"]), int(data.get("level", 1)))
+                   str(data["inference_precision"]), int(data.get("level", 1)),
+                   str(data.get("estimator", "histogram")))
 
     def sentence(self) -> str:
         verdict = "passes" if self.passed else "fails"
@@ -138,9 +151,11 @@ def sensitive_convolutions(model: Any, level: int) -> list[str]:
     return [op.get_friendly_name() for op in keep]
 
 
-def quantize_model(model: Any, photos: list[np.ndarray] | None = None, level: int = 1) -> Any:
+def quantize_model(model: Any, photos: list[np.ndarray] | None = None, level: int = 1,
+                   estimator: str = "histogram") -> Any:
     """The int8 graph of ``model`` (an fp32 ``openvino.Model``, not modified) by the recipe of the module
-    docstring, with :func:`sensitive_convolutions` at ``level`` kept in higher precision.
+    docstring, with :func:`sensitive_convolutions` at ``level`` kept in higher precision. ``estimator``: one of
+    :data:`ESTIMATORS` (activation ranges).
 
     Raises :class:`BackendError` when NNCF is not installed or cannot quantize this graph.
     """
@@ -157,9 +172,10 @@ def quantize_model(model: Any, photos: list[np.ndarray] | None = None, level: in
             from nncf.quantization.range_estimator import RangeEstimatorParametersSet  # type: ignore[import-untyped, unused-ignore]
 
             nncf.set_log_level(logging.ERROR)
-            params = AdvancedQuantizationParameters(
-                activations_range_estimator_params=RangeEstimatorParametersSet.HISTOGRAM,
-                overflow_fix=OverflowFix.DISABLE)
+            ranges = {"histogram": RangeEstimatorParametersSet.HISTOGRAM,
+                      "mean-minmax": RangeEstimatorParametersSet.MEAN_MINMAX}[estimator]
+            params = AdvancedQuantizationParameters(activations_range_estimator_params=ranges,
+                                                    overflow_fix=OverflowFix.DISABLE)
             ignored = nncf.IgnoredScope(names=sensitive_convolutions(model, level), types=IGNORED_TYPES,
                                         validate=False)
             quantized = nncf.quantize(model.clone(), nncf.Dataset(photos), subset_size=len(photos),
@@ -178,7 +194,8 @@ def _run_all(compiled: Any, photos: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def gate(expected: list[np.ndarray], candidate: Any, inference_precision: str,
-         photos: list[np.ndarray] | None = None, threshold_db: float = GATE_PSNR_DB, level: int = 1) -> GateResult:
+         photos: list[np.ndarray] | None = None, threshold_db: float = GATE_PSNR_DB, level: int = 1,
+         estimator: str = "histogram") -> GateResult:
     """Judge compiled ``candidate`` (int8, built at recipe ``level``) against the fp32 graph's outputs
     ``expected`` (:func:`reference_outputs`) on the gate photos (clamped outputs, as written to disk)."""
     photos = load_photos("gate") if photos is None else photos
@@ -186,7 +203,7 @@ def gate(expected: list[np.ndarray], candidate: Any, inference_precision: str,
     weights = [photo.shape[2] * photo.shape[3] for photo in photos]
     pooled = float(np.average(errors, weights=weights))
     return GateResult(psnr_db(pooled), min(psnr_db(e) for e in errors), len(photos), threshold_db,
-                      inference_precision, level)
+                      inference_precision, level, estimator)
 
 
 def reference_outputs(reference: Any, photos: list[np.ndarray] | None = None) -> list[np.ndarray]:

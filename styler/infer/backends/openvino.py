@@ -190,13 +190,22 @@ def _int8_graph(source: _Source, fp32: _Fp32, caps: frozenset[str], threads: int
 
 def _calibrate(fp32: Any, hint: str, threads: int | None) -> tuple[Any, Any]:
     """Quantize at each recipe level of :data:`~styler.infer.quantize.LEVELS` until one passes the gate; the last
-    one tried and its verdict (a failing verdict when none passed)."""
+    one tried and its verdict (a failing verdict when none passed). The first range estimator of
+    :data:`~styler.infer.quantize.ESTIMATORS` that NNCF can run on this graph is used throughout."""
     from styler.infer import quantize
 
     expected = quantize.reference_outputs(_compile(fp32, "f32", threads))
+    estimators = list(quantize.ESTIMATORS)
     for level in quantize.LEVELS:
-        model = quantize.quantize_model(fp32, level=level)
-        verdict = quantize.gate(expected, _compile(model, hint, threads), hint, level=level)
+        while True:
+            try:
+                model = quantize.quantize_model(fp32, level=level, estimator=estimators[0])
+                break
+            except BackendError:
+                if len(estimators) == 1:
+                    raise
+                estimators.pop(0)
+        verdict = quantize.gate(expected, _compile(model, hint, threads), hint, level=level, estimator=estimators[0])
         if verdict.passed:
             break
     return model, verdict
@@ -297,6 +306,10 @@ class OpenVinoBackend:
         self.device = device
         source = _source(model)
         model.meta = source.meta
+        if (source.meta.get("arch") or {}).get("norm", {}).get("kind") == "conditional":
+            # A multi-style graph has a second input (the style mix) that calibration, the gate and the graph
+            # rewrites here do not feed yet; ONNX Runtime runs it.
+            raise BackendError("multi-style (conditional norm) models run on ONNX Runtime for now")
         self._keepalive = source.keepalive  # a temporary export's folder lives as long as this backend
         fp32 = _Fp32(source)
         self.capabilities = cpu_capabilities()
