@@ -30,7 +30,7 @@ def test_every_mode_reads_as_rgb(tmp_path: Path, mode: str) -> None:
     img.save(path)
     out = read_image(path)
     assert out.rgb.shape == (30, 40, 3) and out.rgb.dtype == np.float32
-    assert 0.0 <= out.rgb.min() and out.rgb.max() <= 1.0
+    assert out.rgb.min() >= 0.0 and out.rgb.max() <= 1.0
     assert (out.alpha is not None) == (mode in ("LA", "RGBA"))
     if mode == "I;16":  # full 16-bit precision kept
         assert np.allclose(out.rgb[..., 0], np.asarray(img, dtype=np.float32) / 65535.0, atol=1e-6)
