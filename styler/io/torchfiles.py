@@ -8,37 +8,29 @@ file's first bytes before torch sees it, so random bytes are reported as such an
 
 from __future__ import annotations
 
-import contextlib
+import io
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from styler.errors import ModelFileError
-from styler.io.files import _current_umask
+from styler.io.files import atomic_write_bytes
 from styler.io.modelformat import SAFETENSORS, sniff_container
 
 __all__ = ["atomic_torch_save", "safe_torch_load"]
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temp file beside ``path``, fsync, then atomically rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp creates 0600; give the file the usual permissions
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    """``torch.save`` written atomically (temp file beside ``path``, fsync, rename; :func:`atomic_write_bytes`).
+
+    The archive is built in memory first: checkpoints and v1 model files are a few MB, and one write path for every
+    file styler produces keeps the guarantees (and the temp-file naming the clean-up recognises) in one place.
+    """
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def safe_torch_load(path: str | os.PathLike, what: str = "file") -> Any:
