@@ -16,11 +16,11 @@ off (what a CPU without it gets: ``$STYLER_CPU_CAPS`` without the bf16 flags) an
 default).
 
 Whole process (unless ``--no-whole-process``): ``styler apply`` with the default model against the peer's CLI on the
-same inputs, alternating A B A B after one discarded warm-up pair (which also fills styler's caches): one 512²
-photo, and 8 photos at 1024² in one call each; wall, and the median per-pair ratio. ``--quality``: the default path
-against torch fp32 on the evaluation photos (PSNR per photo at full size) and the perceptual loss the model was
-trained with (held-out photos at 256 and 512 px, as ``scripts/eval_models.py`` scores it). ``--tiling``: tiled vs
-untiled.
+same inputs, both writing PNG, alternating A B A B after one discarded warm-up pair (which also fills styler's
+caches): one 512² photo, and 8 photos at 1024² in one call each; wall, and the median per-pair ratio.
+``--quality``: the default path against torch fp32 on the evaluation photos (PSNR per photo at full size) and the
+perceptual loss the model was trained with (held-out photos at 256 and 512 px, as ``scripts/eval_models.py`` scores
+it). ``--tiling``: tiled vs untiled.
 """
 
 from __future__ import annotations
@@ -73,8 +73,35 @@ def cpu_description() -> dict:
             elif key.strip() == "cpu MHz":
                 info["mhz"] = float(value)
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "asimddp")
+    sgemm = sgemm_gflops()
     return {**info, "cores": os.cpu_count(), "flags": sorted(set(wanted) & cpu_flags()),
-            "capabilities": capability_key(cpu_capabilities())}
+            "capabilities": capability_key(cpu_capabilities()), "sgemm_1_thread_gflops": sgemm,
+            # A VM reports the base clock; the cores run faster. numpy's fp32 GEMM on one thread bounds the clock
+            # from below (it cannot exceed 32 FLOP/cycle), so the peaks use the larger of the two.
+            "clock_mhz_for_peak": max(info["mhz"], sgemm / FLOP_PER_CYCLE["fp32"] * 1000)}
+
+
+def sgemm_gflops(n: int = 4096, repeats: int = 3) -> float:
+    """fp32 GEMM throughput of numpy's BLAS on one thread (best of ``repeats``), for the clock estimate."""
+    with contextlib.suppress(ImportError):
+        from threadpoolctl import threadpool_limits  # type: ignore[import-not-found]
+
+        with threadpool_limits(1):
+            return _sgemm(n, repeats)
+    return _sgemm(n, repeats)  # without threadpoolctl: all threads, an overestimate on multi-core machines
+
+
+def _sgemm(n: int, repeats: int) -> float:
+    a, b = (np.random.default_rng(i).random((n, n), dtype=np.float32) for i in range(2))
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n**3 / best / 1e9
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def cpu_peak_gflops(precision: str, threads: int, mhz: float) -> float:
@@ -225,8 +252,8 @@ def in_process(models: dict[int, Path], peer_path: str | None, only: list[str], 
             base = times.get(f"eager w{width}") if width is not None else None
             flops = flops_px[width] * h * w if width is not None else None
             row[name] = _row(name, times[name], cpu_times[name], base, times.get("peer net"), flops,
-                             cpu_peak_gflops(precision, threads, cpu["mhz"]),
-                             cpu_peak_gflops(precision, 1, cpu["mhz"]))
+                             cpu_peak_gflops(precision, threads, cpu["clock_mhz_for_peak"]),
+                             cpu_peak_gflops(precision, 1, cpu["clock_mhz_for_peak"]))
         row["_pressure_some_avg10"] = pressures
         results[label] = row
         print(label, json.dumps({k: (round(v["median_ms"], 1), round(v.get("ratio_vs_peer", float("nan")), 3))
@@ -277,8 +304,9 @@ def whole_process(peer_path: str | None, pairs: int, workdir: Path) -> dict:
         folder = _photos(workdir, size, count)
         target = folder / "photo0.jpg" if count == 1 else folder
         styler_out = workdir / f"out_styler_{size}_{count}"
+        # PNG out for both: the peer always writes PNG, styler keeps the input's format unless told.
         commands = {"styler apply": [sys.executable, "-m", "styler", "apply", str(target), "--out-dir",
-                                     str(styler_out), "-f", "-q", "--max-size", str(size)]}
+                                     str(styler_out), "-f", "-q", "--max-size", str(size), "--format", "png"]}
         if peer_path:
             peer_out = workdir / f"out_peer_{size}_{count}"
             peer_out.mkdir(exist_ok=True)

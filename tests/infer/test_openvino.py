@@ -114,9 +114,7 @@ def test_rewrites_are_exact_and_shaped_for_the_kernels(tiny_model: Path) -> None
     from styler.infer import ovgraph
     from styler.infer.onnx_export import ensure_onnx
 
-    found = ensure_onnx(tiny_model)
-    graph = found.data if hasattr(found, "data") else str(found[0])
-    model, notes, rewrites = ovgraph.optimize_for_cpu(graph)
+    model, notes, rewrites = ovgraph.optimize_for_cpu(ensure_onnx(tiny_model).data)
     assert notes == [] and len(rewrites) == 3
     assert sum("sub-pixel" in r for r in rewrites) == 2 and any("space-to-depth 9×9 8→3" in r for r in rewrites)
     backend = open_backend("openvino", tiny_model, device="cpu", precision="fp32")
