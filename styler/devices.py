@@ -92,7 +92,8 @@ def native_cpu_precisions(caps: frozenset[str] | None = None) -> tuple[str, ...]
 
     Why int8 before bf16: an int8 dot product does twice the multiply-adds of a bf16 one per instruction (VNNI
     64 against AVX512-BF16 32 per 512-bit op; AMX-INT8 twice AMX-BF16). Measured on a 2-core Zen 4 (AVX512-BF16 and
-    VNNI) with the default model at 1024²: OpenVINO int8 0.50x the peer network's time, bf16 0.78x, fp32 1.45x.
+    VNNI) with the default model at 1024² (``scripts/bench_apply.py --openvino``, 2 threads, quiet machine), as a
+    share of the peer network's time: OpenVINO int8 0.41x, bf16 0.59x, fp32 1.11x.
     int8 is only a candidate: it still has to pass the quality gate of :mod:`styler.infer.quantize`.
     """
     caps = cpu_capabilities() if caps is None else caps
