@@ -123,6 +123,9 @@ def _check_style_and_dataset(options: dict[str, Any]) -> None:
               help="Normalization layer: instance (default), batch, group, layer, switchable, or none.")
 @click.option("--groups", type=int, default=DEFAULTS["groups"],
               help="Group norm: number of groups G (fixed G, not group size).")
+@click.option("--group-size", type=click.IntRange(min=1), default=DEFAULTS["group_size"],
+              help="Group norm: channels per group instead of a group count, the same in every layer "
+                   "(1 = instance norm's statistics, the layer's width = layer norm's).")
 @click.option("--sn-using-bn/--sn-no-bn", default=DEFAULTS["sn_using_bn"],
               help="Switchable norm: include the batch-norm branch (batch dependent in training).")
 @click.option("--width", type=int, default=DEFAULTS["width"],

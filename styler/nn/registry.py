@@ -78,9 +78,11 @@ _ENTRIES: tuple[NormKind, ...] = (
         name="group", short="GN", aliases=("gn", "groupnorm"),
         axes="C/G, H, W: one mean/variance per image and group of C/G channels",
         implementation="group",
-        inference_statistics=lambda spec: f"per-image statistics over {spec.groups} channel groups, identical in "
-                                          "train and eval",
-        label=lambda spec: f"GN({spec.groups})"),
+        inference_statistics=lambda spec: (f"per-image statistics over groups of {spec.group_size} channels, "
+                                           "identical in train and eval" if spec.group_size else
+                                           f"per-image statistics over {spec.groups} channel groups, identical in "
+                                           "train and eval"),
+        label=lambda spec: f"GN({spec.group_size}ch)" if spec.group_size else f"GN({spec.groups})"),
     NormKind(
         name="layer", short="LN", aliases=("ln", "layernorm"),
         axes="C, H, W: one mean/variance per image, shared by all its channels (GroupNorm(1, C))",

@@ -28,6 +28,10 @@ class NormSpec:
         kind: canonical norm name (see :data:`styler.nn.registry.NORM_KINDS`); aliases are accepted and
             canonicalized.
         groups: number of groups for ``group`` (fixed G, not a fixed group size).
+        group_size: ``group`` only: channels per group instead of a group count, so every layer of the network
+            groups alike (G = C / group_size: 16/32/64 channels with size 4 give 4/8/16 groups). This is the axis
+            of the LN → IN sweep: size = C is layer norm, size 1 is instance norm. ``None`` (the default, not
+            written to files) means ``groups`` decides.
         eps: added to the variance before the square root, 1e-5 for every norm as in torch.
         momentum: running-statistics momentum for ``batch`` and SN's BN branch, torch convention (weight of the new
             value). ``None`` means a cumulative average, as in torch BN.
@@ -45,6 +49,7 @@ class NormSpec:
     using_moving_average: bool = True
     var_correction: int = 0
     num_styles: int = 1
+    group_size: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", canonical_norm_name(self.kind))
@@ -52,6 +57,9 @@ class NormSpec:
             raise ValueError(f"groups must be >= 1, got {self.groups}")
         if self.num_styles < 1:
             raise ValueError(f"num_styles must be >= 1, got {self.num_styles}")
+        if self.group_size is not None and (self.group_size < 1 or self.kind != "group"):
+            raise ValueError(f"group_size applies to group norm only and must be >= 1, got {self.group_size} for "
+                             f"{self.kind}")
         if self.num_styles != 1 and self.kind != "conditional":
             raise ValueError(f"num_styles applies to conditional instance norm only, not {self.kind}")
 
@@ -85,20 +93,30 @@ class NormSpec:
         """What the statistics are computed over, in words."""
         return self.entry.axes
 
+    def groups_for(self, num_channels: int) -> int:
+        """The group count a ``group`` layer of ``num_channels`` channels uses (fixed G, or C / group_size)."""
+        return num_channels // self.group_size if self.group_size else self.groups
+
     def check_channels(self, num_channels: int, layer_name: str = "") -> None:
-        """Fail with a clear message if this norm cannot normalize ``num_channels`` channels (a group count that
-        does not divide them)."""
-        if self.kind == "group" and num_channels % self.groups != 0:
+        """Fail with a clear message if this norm cannot normalize ``num_channels`` channels (a group count or
+        group size that does not divide them)."""
+        if self.kind == "group" and self.group_size and num_channels % self.group_size != 0:
+            where = f" in layer {layer_name!r}" if layer_name else ""
+            raise ValueError(f"group norm{where}: {num_channels} channels do not split into groups of "
+                             f"{self.group_size}; choose a group size that divides every width")
+        if self.kind == "group" and not self.group_size and num_channels % self.groups != 0:
             where = f" in layer {layer_name!r}" if layer_name else ""
             raise ValueError(f"group norm{where}: {num_channels} channels are not divisible by {self.groups} "
                              f"groups; choose a group count that divides every width (e.g. 1, 2, 4, 8, 16)")
 
     def to_dict(self) -> dict[str, Any]:
-        """The stored form. ``num_styles`` is written only for conditional norms, so the files (and manifests) of
-        every other norm read exactly as they did before the option existed."""
+        """The stored form. ``num_styles`` is written only for conditional norms and ``group_size`` only when set,
+        so the files (and manifests) of every other norm read exactly as they did before the options existed."""
         data = dataclasses.asdict(self)
         if self.kind != "conditional":
             del data["num_styles"]
+        if self.group_size is None:
+            del data["group_size"]
         return data
 
     @classmethod

@@ -44,6 +44,7 @@ class TrainConfig:
     output: str
     norm: str = "instance"
     groups: int = 8
+    group_size: int | None = None
     sn_using_bn: bool = False
     width: int = 32
     residual_blocks: int = 5
@@ -160,7 +161,9 @@ class TrainConfig:
         if self.multi_style:
             return NormSpec(kind="conditional", num_styles=len(self.style_list))
         switchable = NormSpec.parse(self.norm).kind == "switchable"
-        return NormSpec.parse(self.norm, groups=self.groups, using_bn=self.sn_using_bn if switchable else False)
+        grouped = NormSpec.parse(self.norm).kind == "group"
+        return NormSpec.parse(self.norm, groups=self.groups, using_bn=self.sn_using_bn if switchable else False,
+                              group_size=self.group_size if grouped else None)
 
     @property
     def arch(self) -> ArchSpec:
@@ -193,6 +196,9 @@ class TrainConfig:
                 del data[key]
             elif isinstance(data[key], tuple):
                 data[key] = list(data[key])
+        for key in _OPTIONAL_FIELDS:
+            if data[key] is None:
+                del data[key]
         return data
 
     @classmethod
@@ -204,6 +210,9 @@ class TrainConfig:
 
 #: Multi-style settings, written only when used.
 _MULTI_STYLE_FIELDS = ("styles", "style_weights", "base_model")
+
+#: Further settings written only when set (older files never had them).
+_OPTIONAL_FIELDS = ("group_size",)
 
 #: Settings that may differ when a run is resumed; everything else must match the checkpoint.
 RESUMABLE_OVERRIDES = frozenset({"iterations", "checkpoint_interval", "preview_interval", "log_interval", "device",

@@ -420,6 +420,28 @@ def test_t8_group_norm_limits():
     assert (gn_4(x) - inst(x)).abs().max() > 1e-2
 
 
+def test_group_size_spans_layer_norm_to_instance_norm():
+    """A fixed group size groups every width alike: size 1 computes IN's statistics, size C computes LN's; the
+    network's layers get C / size groups each, and the option is stored only when set."""
+    x = torch.randn(2, 16, 7, 9, dtype=F64) * 2 + 0.5
+    per_channel = make_norm(NormSpec(kind="group", group_size=1), 16).double()
+    torch.testing.assert_close(per_channel(x), make_norm("instance", 16).double()(x), atol=1e-12, rtol=0)
+    whole = make_norm(NormSpec(kind="group", group_size=16), 16).double()
+    torch.testing.assert_close(whole(x), make_norm("layer", 16).double()(x), atol=1e-12, rtol=0)
+    # Negative control: groups of 4 channels are neither.
+    fours = make_norm(NormSpec(kind="group", group_size=4), 16).double()
+    assert (fours(x) - make_norm("instance", 16).double()(x)).abs().max() > 1e-2
+    spec = NormSpec(kind="group", group_size=4)
+    net = TransformerNet(ArchSpec(width=8, residual_blocks=1, norm=spec))
+    assert sorted({m.num_groups for m in net.modules() if isinstance(m, nn.GroupNorm)}) == [2, 4, 8]
+    assert NormSpec.from_dict(spec.to_dict()) == spec and spec.short_name == "GN(4ch)"
+    assert "group_size" not in NormSpec(kind="group").to_dict()
+    with pytest.raises(ValueError, match="groups of 3"):
+        TransformerNet(ArchSpec(width=8, residual_blocks=1, norm=NormSpec(kind="group", group_size=3)))
+    with pytest.raises(ValueError, match="group norm only"):
+        NormSpec(kind="instance", group_size=2)
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # T9: size flexibility
 # ---------------------------------------------------------------------------------------------------------------------

@@ -65,8 +65,11 @@ def test_to_dict_round_trips_and_ignores_unknown_keys() -> None:
     config = TrainConfig(**COMMON, norm="gn", groups=4, preview_images=("a.jpg",))
     data = config.to_dict()
     assert data["style_layers"] == list(config.style_layers) and data["preview_images"] == ["a.jpg"]
-    multi = ("styles", "style_weights", "base_model")  # written only by multi-style runs
+    multi = ("styles", "style_weights", "base_model", "group_size")  # written only when used
     assert list(data) == [f.name for f in dataclasses.fields(TrainConfig) if f.name not in multi]  # field order
+    sized = TrainConfig(**COMMON, norm="gn", group_size=2)
+    assert sized.to_dict()["group_size"] == 2 and TrainConfig.from_dict(sized.to_dict()) == sized
+    assert sized.norm_spec.group_size == 2 and TrainConfig(**COMMON, group_size=2).norm_spec.group_size is None
     assert TrainConfig.from_dict({**data, "from_a_newer_version": 1}) == config
     several = TrainConfig(**{**COMMON, "styles": (COMMON["style"], "b.jpg"), "style_weights": (None, 2.0)})
     stored = several.to_dict()

@@ -1,4 +1,4 @@
-"""Group norm: statistics over (C/G, H, W) of each image, with a fixed number of groups G."""
+"""Group norm: statistics over (C/G, H, W) of each image, with a fixed number of groups G or a fixed group size."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ IMAGE_STATISTICS = True
 
 def build(spec: NormSpec, num_channels: int) -> nn.Module:
     spec.check_channels(num_channels)
-    return nn.GroupNorm(spec.groups, num_channels, eps=spec.eps, affine=True)
+    return nn.GroupNorm(spec.groups_for(num_channels), num_channels, eps=spec.eps, affine=True)
 
 
 def freeze_affine(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
