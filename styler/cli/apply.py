@@ -162,25 +162,39 @@ def _warn(notes: Sequence[str], quiet: bool) -> None:
 
 
 class _Progress:
-    """The progress bar on stderr, with each input's error (always) or warnings (unless quiet) printed above it."""
+    """The progress bar on stderr, with each input's error (always) or warnings (unless quiet) printed above it.
+
+    The bar is shown only for two inputs or more on a terminal (unless quiet); otherwise tqdm is not imported at
+    all (it costs ~5 ms with the multiprocessing lock it creates: a one-shot ``styler apply photo.jpg`` has no bar),
+    and the messages go straight to stderr, as tqdm's ``write`` would put them.
+    """
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
         self._bar: Any = None
 
     def start(self, total: int) -> None:
+        isatty = getattr(sys.stderr, "isatty", None)
+        if self.quiet or total < 2 or not (isatty and isatty()):  # tqdm's disable=None: no bar off a terminal
+            return
         from tqdm import tqdm
 
-        self._bar = tqdm(total=total, unit="img", disable=self.quiet or total < 2 or None, file=sys.stderr,
-                         leave=False)
+        self._bar = tqdm(total=total, unit="img", file=sys.stderr, leave=False)
 
     def record(self, record: ApplyRecord) -> None:
         if record.status == "error":
-            self._bar.write(f"error: {record.error}", file=sys.stderr)
+            self._write(f"error: {record.error}")
         elif not self.quiet:
             for note in record.warnings:
-                self._bar.write(f"warning: {note}", file=sys.stderr)
-        self._bar.update(1)
+                self._write(f"warning: {note}")
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def _write(self, message: str) -> None:
+        if self._bar is not None:
+            self._bar.write(message, file=sys.stderr)
+        else:
+            sys.stderr.write(message + "\n")
 
     def close(self) -> None:
         if self._bar is not None:

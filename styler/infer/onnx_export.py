@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,6 +238,8 @@ def _locked(handle: IO[bytes]) -> Iterator[None]:
 
 def _export_to_temp(model_path: Path, digest: str, loaded: LoadedModel | None, reason: OSError) -> OnnxGraph:
     """No usable cache: export into a temporary folder that lives as long as the returned graph."""
+    import tempfile
+
     folder = tempfile.TemporaryDirectory(prefix="styler-onnx-")
     try:
         graph = export_entry(model_path, digest, loaded, Path(folder.name) / f"{model_path.stem}.onnx")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +83,10 @@ def record_path(graph: Path) -> Path:
 
 def installed_versions() -> dict[str, str | None]:
     """Versions of the tracked packages as installed (from their metadata: nothing is imported)."""
+    # Imported here: importlib.metadata (and the email parser it brings) costs ~10 ms, and a one-shot apply with a
+    # shipped graph never asks for versions.
+    from importlib import metadata as importlib_metadata
+
     versions: dict[str, str | None] = {}
     for name in _TRACKED:
         try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 __all__ = ["sha256_file", "sha256_bytes", "atomic_write_bytes"]
@@ -31,6 +30,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     file or the complete new one, never half a file. The temp name comes from :func:`tempfile.mkstemp`
     (``.NAME.XXXXXXXX.tmp``), unique even between threads of one process, so concurrent writers never share one.
     """
+    import tempfile  # here, not at the top: it brings shutil, random and the compressors, ~3 ms of every apply
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

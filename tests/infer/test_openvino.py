@@ -271,14 +271,18 @@ def test_apply_through_openvino_never_imports_torch(tmp_path: Path, cache: Path)
     photo = tmp_path / "photo.png"
     Image.fromarray(np.random.default_rng(6).integers(0, 255, (40, 52, 3), dtype=np.uint8)).save(photo)
     env = {**os.environ, "PYTHONPATH": str(REPO), "STYLER_CACHE_DIR": str(cache), CPU_CAPS_ENV: "avx512_vnni"}
-    probe = ("import json, sys\nfrom styler.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
-             "    code = e.code\nprint(json.dumps({'torch': 'torch' in sys.modules, 'nncf': 'nncf' in sys.modules,"
-             " 'code': code}), file=sys.stderr)\n")
+    # 'lazy': what a one-shot apply should not import either (tqdm: no bar for one photo), counted only when the
+    # interpreter had not imported it before styler did
+    probe = ("import json, sys\nbefore = set(sys.modules)\nfrom styler.cli import main\ntry:\n    main(sys.argv[1:])\n"
+             "except SystemExit as e:\n    code = e.code\nprint(json.dumps({'torch': 'torch' in sys.modules, 'nncf': "
+             "'nncf' in sys.modules, 'lazy': sorted({'tqdm'} & (set(sys.modules) - before)), "
+             "'code': code}), file=sys.stderr)\n")
     args = ["apply", str(photo), "-m", str(model), "-o", str(tmp_path / "out.png"), "-f", "--json", "-q"]
     runs = [subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, env=env,
                            timeout=300) for _ in range(2)]  # the first exports and calibrates, the second must not
     for run in runs:
         assert json.loads(run.stderr.strip().splitlines()[-1])["code"] == 0, run.stderr
         assert (json.loads(run.stdout)["backend"], json.loads(run.stdout)["precision"]) == ("openvino", "int8")
-    assert json.loads(runs[1].stderr.strip().splitlines()[-1]) == {"torch": False, "nncf": False, "code": 0}
+    assert json.loads(runs[1].stderr.strip().splitlines()[-1]) == {"torch": False, "nncf": False, "lazy": [],
+                                                                   "code": 0}
     assert Image.open(tmp_path / "out.png").size == (52, 40)

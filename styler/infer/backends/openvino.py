@@ -160,7 +160,6 @@ def _int8_graph(source: _Source, fp32: _Fp32, caps: frozenset[str], threads: int
 
     version = ovcache.openvino_version()
     hint = _inference_hint(caps)
-    nncf_version = _nncf_version()
     key = capability_key(caps)
     xml = ovcache.entry_path(f"{source.stem}-{source.model_sha256[:20]}-{key}-ov{version}-r{ovgraph.REWRITE_VERSION}"
                              f"-q{quantize.QUANT_VERSION}")
@@ -170,12 +169,15 @@ def _int8_graph(source: _Source, fp32: _Fp32, caps: frozenset[str], threads: int
     found = ovcache.load_entry(xml, expect)
     if found is not None:
         return _Int8(found[0], quantize.GateResult.from_dict(found[1]["gate"]), None, False)
+    # NNCF's version only from here on: reading it imports importlib.metadata (~10 ms), which a cached graph
+    # does not need.
     failure = ovcache.read_record(xml)
     if failure and failure.get("error") and {k: failure.get(k) for k in expect} == expect and \
-            failure.get("nncf") == nncf_version:
+            failure.get("nncf") == _nncf_version():
         return _Int8(None, None, str(failure["error"]), False)
     if not build:
         return None
+    nncf_version = _nncf_version()
     try:
         model, verdict = _calibrate(fp32(), hint, threads)
     except BackendError as exc:
