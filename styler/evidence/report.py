@@ -172,14 +172,39 @@ def build_report(models: Sequence[ModelRef], photos: Sequence[PhotoSource], out_
     result.figures["contrast"] = _save(suite.contrast_figure(cell=min(opts.cell, 160)), folder / "contrast.png")
 
     logs = _training_figures(loaded, folder, result.figures)
-    (folder / "measurements.json").write_text(json.dumps(suite.to_dict(), indent=1))
+    measurements = folder / "measurements.json"
+    (measurements).write_text(json.dumps({**_kept_measurements(measurements, suite.to_dict()), **suite.to_dict()},
+                                         indent=1))
 
     doc = _document(loaded, grid_photos, suite, result, opts, logs)
     if opts.html:
         result.path.write_text(doc.html(opts.title), encoding="utf-8")
     else:
-        result.path.write_text(doc.markdown(folder), encoding="utf-8")
+        result.path.write_text(doc.markdown(folder) + _kept_studies(result.path), encoding="utf-8")
     return result
+
+
+#: Where the norm studies' section starts in report.md (``scripts/norm_studies.py`` writes it after this marker).
+STUDIES_MARKER = "<!-- norm studies: written by scripts/norm_studies.py -->"
+
+
+def _kept_measurements(path: Path, own: dict[str, Any]) -> dict[str, Any]:
+    """Keys of an earlier measurements.json that this report does not measure (the norm studies' results): the
+    studies take hours of training, the report minutes, so re-running the report must not discard them."""
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in earlier.items() if k not in own} if isinstance(earlier, dict) else {}
+
+
+def _kept_studies(path: Path) -> str:
+    """The norm studies' section of an earlier report.md (from its marker to the end), for the same reason."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+    return "\n" + STUDIES_MARKER + text.split(STUDIES_MARKER, 1)[1] if STUDIES_MARKER in text else ""
 
 
 def _training_figures(loaded: Sequence[LoadedModel], folder: Path, figures: dict[str, Path]) -> RunLogs:

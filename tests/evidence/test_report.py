@@ -64,6 +64,23 @@ def test_markdown_report(setup, tmp_path: Path) -> None:
             assert len(counts) == 1, block
 
 
+def test_rerunning_the_report_keeps_the_norm_studies(setup, tmp_path: Path) -> None:
+    """The studies' keys in measurements.json and their section of report.md survive a new report; the report's
+    own keys are replaced (a stale value of its own does not survive: the control)."""
+    from styler.evidence.report import STUDIES_MARKER
+
+    folder = tmp_path / "kept"
+    folder.mkdir()
+    (folder / "measurements.json").write_text(json.dumps({"group_sweep": {"1 (IN)": 1.5}, "independence": ["stale"]}))
+    (folder / "report.md").write_text(f"# old report\n\nold body\n\n{STUDIES_MARKER}\n\n## Norm studies\n\nkept\n")
+    result = build_report(setup["models"][:1], setup["photos"][:2], folder, options=ReportOptions(size=32, cell=48))
+    data = json.loads((folder / "measurements.json").read_text())
+    assert data["group_sweep"] == {"1 (IN)": 1.5} and data["independence"] != ["stale"]
+    text = result.path.read_text()
+    assert text.endswith(f"{STUDIES_MARKER}\n\n## Norm studies\n\nkept\n") and "old body" not in text
+    assert text.count(STUDIES_MARKER) == 1
+
+
 def test_html_report_is_self_contained(setup, tmp_path: Path) -> None:
     result = build_report(setup["models"][:1], setup["photos"][:2], tmp_path / "html",
                           options=ReportOptions(size=32, cell=48, html=True))
