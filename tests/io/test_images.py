@@ -110,3 +110,37 @@ def test_expand_inputs(tmp_path: Path) -> None:
     errors = [i.error for i in items if i.error]
     assert any("no images" in e for e in errors) and any("no such file" in e for e in errors)
     assert any("matches no images" in e for e in errors)
+
+
+def _zlib_level_class(png: bytes) -> int:
+    """FLEVEL of the first IDAT's zlib header (RFC 1950): 0 fastest (level 0-1), 1 fast, 2 default (6), 3 max."""
+    at = png.index(b"IDAT") + 4
+    return png[at + 1] >> 6
+
+
+def _texture(size: int = 64) -> np.ndarray:
+    return np.random.default_rng(3).random((size, size, 3), dtype=np.float32)
+
+
+def test_png_written_at_the_fast_level_losslessly(tmp_path: Path) -> None:
+    from styler.io.images import PNG_COMPRESS_LEVEL, to_uint8
+
+    rgb = _texture()
+    write_image(rgb, tmp_path / "out.png")
+    data = (tmp_path / "out.png").read_bytes()
+    assert PNG_COMPRESS_LEVEL == 1 and _zlib_level_class(data) == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out.png")), to_uint8(rgb))  # still lossless
+    # negative control: Pillow's default level shows up as the "default" class in the same header
+    default = io.BytesIO()
+    Image.fromarray(to_uint8(rgb), "RGB").save(default, format="PNG")
+    assert _zlib_level_class(default.getvalue()) == 2
+
+
+def test_jpeg_output_unaffected_by_the_png_level(tmp_path: Path) -> None:
+    from styler.io.images import to_uint8
+
+    rgb = _texture()
+    write_image(rgb, tmp_path / "out.jpg", quality=90)
+    expected = io.BytesIO()
+    Image.fromarray(to_uint8(rgb), "RGB").save(expected, format="JPEG", quality=90)
+    assert (tmp_path / "out.jpg").read_bytes() == expected.getvalue()
