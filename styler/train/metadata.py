@@ -126,14 +126,13 @@ def model_metadata(config: TrainConfig, criterion: Criterion, facts: RunFacts, c
     ``style`` is the first of them, so tools that show one style per model keep working.
     """
     norm = (arch or config.arch).norm
-    data: dict[str, Any] = {
-        "name": config.name or Path(config.output).stem,
-        "style": {"name": Path(config.style).stem, "file": Path(config.style).name,
-                  "sha256": sha256_file(config.style), "size": list(criterion.style_image.shape[-2:])},
-    }
-    if styles:
+    data: dict[str, Any] = {"name": config.name or Path(config.output).stem}
+    if styles:  # the records already hold each style's hash: the first style's file is not read twice
         data["style"] = {k: v for k, v in styles[0].items() if k != "style_weight"}
         data["styles"] = styles
+    else:
+        data["style"] = {"name": Path(config.style).stem, "file": Path(config.style).name,
+                         "sha256": sha256_file(config.style), "size": list(criterion.style_image.shape[-2:])}
     return {
         **data,
         "norm": norm.to_dict(),

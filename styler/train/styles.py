@@ -30,14 +30,20 @@ __all__ = ["StylePlan", "base_style_records"]
 
 
 def base_style_records(metadata: dict[str, Any]) -> list[dict[str, Any]]:
-    """The style records of a model's metadata: its ``styles`` list, or its one ``style``."""
+    """The style records of a model's metadata: its ``styles`` list, or its one ``style``.
+
+    A single-style model's record gets the style weight it was trained with (its ``loss_weights``), as the
+    records of a multi-style model carry theirs: once a style is added, the new file's ``loss_weights`` describe
+    the new style, and the base style's weight would otherwise be lost."""
     styles = metadata.get("styles")
     if isinstance(styles, list) and styles:
         return [dict(s) for s in styles]
     style = metadata.get("style")
-    if isinstance(style, dict):
-        return [dict(style)]
-    return [{"name": str(style or "style_0")}]
+    record = dict(style) if isinstance(style, dict) else {"name": str(style or "style_0")}
+    weights = metadata.get("loss_weights")
+    if isinstance(weights, dict) and weights.get("style") is not None and "style_weight" not in record:
+        record["style_weight"] = weights["style"]
+    return [record]
 
 
 @dataclass

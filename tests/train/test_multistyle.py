@@ -65,6 +65,8 @@ def test_add_style_changes_only_the_new_styles_affine(tmp_path, photos, style, s
     old, new = load_model(base.output), load_model(added.output)
     assert new.arch.norm.num_styles == 2 and new.arch.width == old.arch.width
     assert [s["name"] for s in new.metadata["styles"]] == ["starry_night", "the_scream"]
+    # the base style keeps the weight it was trained with, though loss_weights now describe the new style
+    assert new.metadata["styles"][0]["style_weight"] == old.metadata["loss_weights"]["style"]
     old_state, new_state = old.net.state_dict(), new.net.state_dict()
     changed_rows = 0
     for key, value in new_state.items():
