@@ -57,12 +57,14 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
               help="Images of the same size run together.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--backend", type=click.Choice(list(BACKENDS)), default="auto", show_default=True,
-              help="auto: ONNX Runtime on CPU when available (export cached once), else torch. "
-              "compiled: torch.compile, bf16 where the hardware has it; fastest per image, but each new image size "
-              "compiles first (~20-50 s on a small CPU): for many images of one size.")
+              help="auto: on CPU, OpenVINO in the fastest precision the CPU runs natively (int8 where it passed its "
+              "quality gate, else bf16 where native, else fp32; graphs cached once), else ONNX Runtime, else torch. "
+              "compiled: torch.compile, bf16 where the hardware has it; each new image size compiles first "
+              "(~20-50 s on a small CPU): for many images of one size.")
 @click.option("--precision", type=click.Choice(list(PRECISIONS)), default="auto", show_default=True,
-              help="torch/compiled backends: auto = bf16 for compiled on CUDA or CPUs with AMX/AVX512-BF16, else "
-              "fp32 (bf16: PSNR 51-58 dB against fp32, the same picture).")
+              help="auto = the backend's choice (openvino: per model and CPU; compiled: bf16 on CUDA or CPUs with "
+              "AMX/AVX512-BF16; else fp32). bf16 needs --backend openvino, compiled or torch; int8 needs --backend "
+              "openvino (calibrated once; PSNR >= 40 dB against fp32, else a warning).")
 @click.option("--style", "style", default=None, metavar="NAME[:W],...",
               help="Multi-style models: the style to apply, or a blend such as great_wave:0.6,starry_night:0.4 "
               "(weights are normalized) [default: the model's first style]. `styler info MODEL` lists the styles.")
@@ -101,7 +103,9 @@ def apply(inputs: tuple[str, ...], model: str | None, output: str | None, out_di
     if output and len(inputs) != 1:
         raise click.UsageError("-o/--output takes a single input; use --out-dir for several")
     if precision == "bf16" and backend in ("auto", "onnx"):
-        raise click.UsageError("--precision bf16 needs --backend compiled or torch (ONNX Runtime runs fp32)")
+        raise click.UsageError("--precision bf16 needs --backend openvino, compiled or torch (ONNX Runtime runs fp32)")
+    if precision == "int8" and backend != "openvino":
+        raise click.UsageError("--precision int8 needs --backend openvino")
     if inputs.count("-") > 1:
         raise click.UsageError("'-' (stdin) can be given only once")
     started = time.perf_counter()
@@ -205,7 +209,8 @@ def _summary(stylizer: Stylizer, records: Sequence[ApplyRecord], started: float)
     """The ``--json`` document (keys in this order; ``results`` as :meth:`ApplyRecord.to_json`)."""
     failed = sum(not r.ok for r in records)
     return {"model": stylizer.name, "model_path": str(stylizer.model_path), "backend": stylizer.backend,
-            "precision": stylizer.precision, "device": stylizer.device, "ok": len(records) - failed,
+            "precision": stylizer.precision, "device": stylizer.device,
+            "selection": getattr(stylizer.engine, "selection", None), "ok": len(records) - failed,
             "failed": failed, "seconds": round(time.perf_counter() - started, 3),
             "exit_code": EXIT_FAILED if failed else EXIT_OK, "results": [r.to_json() for r in records]}
 
@@ -216,10 +221,14 @@ def _summary(stylizer: Stylizer, records: Sequence[ApplyRecord], started: float)
 @handles_sigterm
 def info(model: str, as_json: bool) -> None:
     """Print a model file's metadata: norm, style, training settings, size, checksum."""
+    from styler.infer.backends.openvino import describe
     from styler.io.modelfile import read_model_info
     from styler.io.zoo import find_model
 
     data = read_model_info(find_model(model))
+    # what `apply` (--backend auto) runs on this CPU, from the caches only: nothing is exported, calibrated or
+    # compiled, and torch is not imported
+    data["cpu_runtime"] = describe(data["path"], norm_kind=(data["arch"].get("norm") or {}).get("kind"))
     if as_json:
         click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
         return
@@ -232,6 +241,7 @@ def info(model: str, as_json: bool) -> None:
         f"network:     width {arch.get('width')}, {arch.get('residual_blocks')} residual blocks",
         f"norm:        {norm.get('kind')} ({', '.join(f'{k}={v}' for k, v in norm.items() if k != 'kind')})",
         f"inference:   {data['inference_statistics']}",
+        f"cpu runtime: {_runtime_text(data['cpu_runtime'])}",
     ]
     styles = data["metadata"].get("styles")
     if isinstance(styles, list) and styles:
@@ -242,3 +252,17 @@ def info(model: str, as_json: bool) -> None:
         text = json.dumps(value, sort_keys=True, default=str) if isinstance(value, (dict, list)) else str(value)
         lines.append(f"{key + ':':<12} {text}")
     click.echo("\n".join(lines))
+
+
+def _runtime_text(runtime: dict[str, Any]) -> str:
+    """The ``cpu runtime:`` line of ``styler info``: what auto runs, the int8 gate's verdict when known, the CPU."""
+    runs = runtime.get("runs") or "not known yet (the first apply measures the int8 quality gate)"
+    gate = runtime.get("int8_gate")
+    details = []
+    if isinstance(gate, dict) and isinstance(gate.get("psnr_db"), (int, float)):
+        details.append(f"int8 gate: {gate['psnr_db']:.1f} dB PSNR against fp32, "
+                       f"{'passed' if gate.get('passed') else 'failed'}")
+    elif runtime.get("int8_error"):
+        details.append(f"int8 unavailable: {runtime['int8_error']}")
+    details.append(f"CPU {runtime.get('cpu_capabilities')}")
+    return f"{runs} ({'; '.join(details)})"

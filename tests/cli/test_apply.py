@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -13,10 +14,15 @@ import pytest
 from PIL import Image
 
 from styler.cli import main
+from styler.devices import CPU_CAPS_ENV
 from styler.io.modelfile import save_model
 from styler.nn.network import ArchSpec, TransformerNet
+from styler.nn.spec import NormSpec
 
 REPO = Path(__file__).resolve().parents[2]
+HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
+HAS_NNCF = importlib.util.find_spec("nncf") is not None
+needs_openvino = pytest.mark.skipif(not HAS_OPENVINO, reason="openvino is not installed")
 
 
 @pytest.fixture()
@@ -115,7 +121,7 @@ def test_compiled_bf16_backend_end_to_end(env: dict[str, Path], capsys: pytest.C
     diff = np.abs(compiled_pixels - np.asarray(Image.open(reference), dtype=int))
     assert diff.max() <= 8  # bf16 rounding: a few levels of 255 at most
     code, _, err = run(["apply", str(src), "-m", "tiny", "--precision", "bf16"], capsys)
-    assert code == 2 and "--backend compiled" in err
+    assert code == 2 and "--backend openvino, compiled or torch" in err
 
 
 def test_info_and_models(env: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
@@ -125,6 +131,98 @@ def test_info_and_models(env: dict[str, Path], capsys: pytest.CaptureFixture[str
     assert json.loads(out)["arch"]["width"] == 8
     code, out, _ = run(["models"], capsys)
     assert "tiny" in out
+
+
+def _runtime_line(out: str) -> str:
+    return next(line for line in out.splitlines() if line.startswith("cpu runtime:"))
+
+
+def test_info_says_which_cpu_runtime_runs(env: dict[str, Path], capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CPU_CAPS_ENV, "avx512_vnni")  # int8-native: the first apply measures the int8 gate
+    code, out, _ = run(["info", "tiny"], capsys)
+    assert code == 0
+    if HAS_OPENVINO:
+        assert _runtime_line(out) == ("cpu runtime: not known yet (the first apply measures the int8 quality gate) "
+                                      "(CPU avx512_vnni)")
+    else:
+        assert _runtime_line(out) == "cpu runtime: onnx fp32 (CPU avx512_vnni)"
+    monkeypatch.setenv(CPU_CAPS_ENV, "")  # neither bf16 nor int8: fp32, known without any measurement
+    code, out, _ = run(["info", str(env["model"]), "--json"], capsys)
+    runtime = json.loads(out)["cpu_runtime"]
+    assert code == 0 and runtime["runs"] == ("openvino fp32" if HAS_OPENVINO else "onnx fp32")
+    assert runtime["native_precisions"] == ["fp32"] and runtime["int8_gate"] is None
+    assert not (env["tmp"] / "cache").exists()  # read from the caches only: nothing exported, calibrated, compiled
+    # negative control: a multi-style model, which OpenVINO does not run yet, is reported on ONNX Runtime
+    net = TransformerNet(ArchSpec(width=8, residual_blocks=1, norm=NormSpec.parse("cin:2")))
+    save_model(env["tmp"] / "models" / "two.safetensors", net,
+               {"name": "two", "style": {"name": "a"}, "styles": [{"name": "a"}, {"name": "b"}]})
+    monkeypatch.setenv(CPU_CAPS_ENV, "avx512_vnni")
+    code, out, _ = run(["info", "two"], capsys)
+    assert code == 0 and _runtime_line(out) == "cpu runtime: onnx fp32 (CPU avx512_vnni)"
+
+
+@needs_openvino
+@pytest.mark.skipif(not HAS_NNCF, reason="nncf is not installed")
+@pytest.mark.slow
+def test_info_reads_the_int8_verdict_the_first_apply_measured(env: dict[str, Path],
+                                                               capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CPU_CAPS_ENV, "avx512_vnni")
+    code, out, _ = run(["info", "tiny"], capsys)
+    assert "not known yet" in _runtime_line(out) and not (env["tmp"] / "cache").exists()
+    code, out, err = run(["apply", str(env["photos"] / "odd.jpg"), "-m", "tiny", "-o", str(env["tmp"] / "i.png"),
+                          "--json", "-q"], capsys)
+    assert code == 0, err
+    gate = json.loads(out)["selection"]["int8_gate"]
+    assert (env["tmp"] / "cache").is_dir() and isinstance(gate, dict)  # the apply did build and cache
+    code, out, _ = run(["info", "tiny"], capsys)
+    verdict = "passed" if gate["passed"] else "failed"
+    assert code == 0 and f"int8 gate: {gate['psnr_db']:.1f} dB PSNR against fp32, {verdict}" in _runtime_line(out)
+    assert _runtime_line(out).startswith("cpu runtime: openvino int8" if gate["passed"] else "cpu runtime: openvino")
+
+
+def test_info_is_torch_free(env: dict[str, Path]) -> None:
+    probe = ("import sys; from styler.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
+             "    print('MODS', 'torch' in sys.modules, e.code, file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", probe, "info", "tiny"], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert "MODS False 0" in done.stderr, done.stderr
+    assert "cpu runtime:" in done.stdout and not (env["tmp"] / "cache").exists()
+
+
+@needs_openvino
+def test_json_selection_says_what_openvino_chose(env: dict[str, Path], capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CPU_CAPS_ENV, "")  # a CPU without native bf16 or int8: fp32, nothing to calibrate
+    src = env["photos"] / "odd.jpg"
+    code, out, err = run(["apply", str(src), "-m", "tiny", "-o", str(env["tmp"] / "ov.png"), "--backend",
+                          "openvino", "--json", "-q"], capsys)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert list(summary)[:6] == ["model", "model_path", "backend", "precision", "device", "selection"]
+    assert summary["backend"] == "openvino"
+    assert summary["selection"] == {"precision": "fp32", "inference_precision": "f32",
+                                    "reason": "fp32: no native bf16 or int8 on this CPU", "int8_gate": None,
+                                    "cpu_capabilities": "none"}
+    # negative control: ONNX Runtime selects nothing, and says so with null (the key is always there)
+    code, out, err = run(["apply", str(src), "-m", "tiny", "-o", str(env["tmp"] / "ort.png"), "--backend", "onnx",
+                          "--json", "-q"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["backend"] == "onnx" and json.loads(out)["selection"] is None
+
+
+def test_int8_needs_the_openvino_backend(env: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    src = env["photos"] / "odd.jpg"
+    for backend in ([], ["--backend", "auto"], ["--backend", "onnx"], ["--backend", "torch"],
+                    ["--backend", "compiled"]):
+        code, _, err = run(["apply", str(src), "-m", "tiny", "--precision", "int8", *backend], capsys)
+        assert code == 2 and "--precision int8 needs --backend openvino" in err, (backend, err)
+    assert not (env["photos"] / "odd_tiny.jpg").exists() and not (env["tmp"] / "cache").exists()  # nothing ran
+    # negative control: with --backend openvino the option passes (the run then stops at the missing model)
+    code, _, err = run(["apply", str(src), "-m", "nonexistent", "--precision", "int8", "--backend", "openvino"],
+                       capsys)
+    assert code == 1 and "model not found" in err and "needs --backend" not in err
 
 
 def test_default_model_message(env: dict[str, Path], capsys: pytest.CaptureFixture[str],

@@ -328,17 +328,18 @@ class OpenVinoBackend:
         return np.array(out, dtype=np.float32, copy=True)  # the request reuses its output buffer
 
 
-def describe(model_path: str | Path) -> dict[str, Any]:
+def describe(model_path: str | Path, norm_kind: str | None = None) -> dict[str, Any]:
     """What ``--backend auto`` runs for a model file on this CPU, read from the caches only (nothing is exported,
     calibrated or compiled, torch is not imported): for ``styler info``. ``runs`` is None when the int8 verdict is
-    not known yet (the first ``styler apply`` measures it)."""
+    not known yet (the first ``styler apply`` measures it). ``norm_kind``: the model's norm, when the caller has
+    read it (a multi-style model, ``conditional``, runs on ONNX Runtime: see :class:`OpenVinoBackend`)."""
     from styler.infer import ovcache, ovgraph, quantize
 
     caps = cpu_capabilities()
     out: dict[str, Any] = {"cpu_capabilities": capability_key(caps),
                            "native_precisions": list(native_cpu_precisions(caps)),
                            "openvino": openvino_available(), "runs": None, "int8_gate": None}
-    if not openvino_available():
+    if not openvino_available() or norm_kind == "conditional":
         out["runs"] = "onnx fp32"
         return out
     digest = sha256_file(model_path)
