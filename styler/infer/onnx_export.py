@@ -130,21 +130,25 @@ def _num_styles(net: Any) -> int:
     return int(norm.num_styles) if norm is not None and norm.kind == "conditional" else 0
 
 
-class _StyledExport:
-    """``(x, style) -> net(x, style=style)`` as a module, so a multi-style graph takes the style mix as an input."""
+def _styled_export(net: Any) -> Any:
+    """``net`` wrapped as a module whose forward is ``(x, style) -> net(x, style=style)``, in eval mode, so a
+    multi-style graph takes the style mix as its second input.
 
-    def __new__(cls, net: Any) -> Any:
-        import torch
+    The wrapper class is defined here rather than at module level because it subclasses ``torch.nn.Module`` and
+    this module must import without torch (the shipped and cached graphs are found torch-free). The wrapped network
+    is the attribute ``net``, which names the graph's weights (``net.…``).
+    """
+    import torch
 
-        class Styled(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.net = net
+    class Styled(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.net = inner
 
-            def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-                return self.net(x, style=style)
+        def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+            return self.net(x, style=style)
 
-        return Styled().eval()
+    return Styled(net).eval()
 
 
 def export_graph(net: Any, *, check: bool = True) -> tuple[bytes, float]:
@@ -167,7 +171,7 @@ def export_graph(net: Any, *, check: bool = True) -> tuple[bytes, float]:
             args: tuple[Any, ...] = (example,)
             names = [INPUT_NAME]
             if styles:  # multi-style: one graph serves every style and blend through its style input
-                module, args, names = _StyledExport(net), (example, torch.full((styles,), 1.0 / styles)), \
+                module, args, names = _styled_export(net), (example, torch.full((styles,), 1.0 / styles)), \
                     [INPUT_NAME, STYLE_NAME]
             torch.onnx.export(module, args, buffer, dynamo=False, opset_version=OPSET,  # type: ignore[arg-type]
                               input_names=names, output_names=[OUTPUT_NAME],

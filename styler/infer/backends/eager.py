@@ -38,6 +38,9 @@ class EagerBackend:
         loaded = model.load()
         if threads:
             torch.set_num_threads(threads)
+        norm = loaded.arch.norm
+        #: The style count of a multi-style (conditional norm) network, 0 for every other norm: fixed by the model.
+        self._conditional: int = norm.num_styles if norm.kind == "conditional" else 0
         self._fp32: torch.nn.Module = loaded.net.to(device).eval()
         device_type = torch.device(device).type
         self.precision = self._auto_precision(device_type) if precision == "auto" else precision
@@ -75,11 +78,6 @@ class EagerBackend:
                 set_style_mix(net, tensor)
             elif hasattr(net, "_orig_mod"):
                 set_style_mix(net._orig_mod, tensor)
-
-    @property
-    def _conditional(self) -> int:
-        norm = self.model.load().arch.norm
-        return norm.num_styles if norm.kind == "conditional" else 0
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         import torch
