@@ -48,7 +48,7 @@ def import_openvino() -> Any:
     if masked:
         sys.modules["openvino.tools.ovc"] = None  # type: ignore[assignment]
     try:
-        import openvino  # type: ignore[import-untyped, unused-ignore]
+        import openvino
     finally:
         if masked and "openvino.tools.ovc" in sys.modules and sys.modules["openvino.tools.ovc"] is None:
             del sys.modules["openvino.tools.ovc"]

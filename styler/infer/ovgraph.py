@@ -210,7 +210,7 @@ def _rewrite_upsample(ops: Any, conv: _Conv, source: Any) -> None:
 
 def _fold_constants(model: Any) -> None:
     """Constant-fold the exporter's pad-size arithmetic so the pads read as constants."""
-    from openvino import passes  # type: ignore[import-untyped, unused-ignore]
+    from openvino import passes
 
     manager = passes.Manager()
     manager.register_pass(passes.ConstantFolding())
@@ -227,7 +227,7 @@ def rewrite(model: Any) -> list[str]:
     from styler.infer.ovcache import import_openvino
 
     import_openvino()
-    import openvino.opset13 as ops  # type: ignore[import-untyped, unused-ignore]
+    import openvino.opset13 as ops
 
     _fold_constants(model)
     done: list[str] = []
@@ -263,7 +263,7 @@ def sink_quantizers(model: Any) -> int:
     low-precision pass carries the int8 data through Pad but not through SpaceToDepth, so a space-to-depth
     convolution would silently run in bf16/fp32 (measured: both thin convolutions of the default model did).
     """
-    import openvino.opset13 as ops  # type: ignore[import-untyped, unused-ignore]
+    import openvino.opset13 as ops
 
     moved = 0
     for node in list(model.get_ordered_ops()):

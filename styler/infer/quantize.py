@@ -167,9 +167,9 @@ def quantize_model(model: Any, photos: list[np.ndarray] | None = None, level: in
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            import nncf  # type: ignore[import-untyped, unused-ignore]
-            from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix  # type: ignore[import-untyped, unused-ignore]
-            from nncf.quantization.range_estimator import RangeEstimatorParametersSet  # type: ignore[import-untyped, unused-ignore]
+            import nncf
+            from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+            from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
             nncf.set_log_level(logging.ERROR)
             ranges = {"histogram": RangeEstimatorParametersSet.HISTOGRAM,
