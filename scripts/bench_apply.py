@@ -297,8 +297,12 @@ def _alternate(commands: dict[str, list[str]], envs: dict[str, dict], pairs: int
 
 
 def whole_process(peer_path: str | None, pairs: int, workdir: Path) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    envs = {"styler apply": env, "peer CLI": {**os.environ, "PYTHONPATH": f"{peer_path}:{REPO}"}}
+    # Bytecode as an installed package has it: pip compiles .pyc files at install, so a PYTHONDONTWRITEBYTECODE of
+    # the calling shell would make every run recompile both programs' sources (styler's ~40 ms more, it has more
+    # modules on this path). The discarded first round writes the .pyc files of both.
+    base = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env = {**base, "PYTHONPATH": str(REPO)}
+    envs = {"styler apply": env, "peer CLI": {**base, "PYTHONPATH": f"{peer_path}:{REPO}"}}
     out: dict = {}
     for label, size, count in (("512² ×1", 512, 1), ("1024² ×8", 1024, 8)):
         folder = _photos(workdir, size, count)

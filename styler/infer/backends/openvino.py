@@ -118,7 +118,11 @@ def _inference_hint(caps: frozenset[str]) -> str:
 
 
 def _compile(model: Any, hint: str, threads: int | None) -> Any:
+    """Compile a graph (an OpenVINO model, or the path of a verified cache entry) for the CPU."""
     from styler.infer.ovcache import compiled_cache_dir
+
+    if isinstance(model, Path):
+        model = str(model)
 
     config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
     if threads:
@@ -166,7 +170,7 @@ def _int8_graph(source: _Source, fp32: _Fp32, caps: frozenset[str], threads: int
     expect = {"kind": "int8", "model_sha256": source.model_sha256, "onnx_sha256": source.onnx_sha256,
               "openvino": version, "rewrite_version": ovgraph.REWRITE_VERSION, "caps": key,
               "quant_version": quantize.QUANT_VERSION, "inference_precision": hint}
-    found = ovcache.load_entry(xml, expect)
+    found = ovcache.load_entry(xml, expect, read=False)  # only ever compiled: by path, see load_entry
     if found is not None:
         return _Int8(found[0], quantize.GateResult.from_dict(found[1]["gate"]), None, False)
     # NNCF's version only from here on: reading it imports importlib.metadata (~10 ms), which a cached graph
