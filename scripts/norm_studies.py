@@ -423,9 +423,10 @@ def report_section(ctx: Context, summary: dict[str, Any], paths: dict[str, Path]
     lines = [REPORT_MARKER, "", "## Norm studies", "",
              f"Every run: {STYLE}, width 16, 128-px crops, {ctx.images} images seen, learning rate 1e-3, seed 42 "
              "(the same photos in the same order at every batch size), bf16 autocast on the CPU, "
-             f"{s['threads']} threads ({s['machine']}); held-out numbers on {ctx.args.heldout_photos} eval photos "
+             f"{s['machine']}; held-out numbers on {ctx.args.heldout_photos} eval photos "
              "(long side 256, eval mode). Reproduce: "
-             "`python scripts/norm_studies.py --runs DIR --vgg-weights VGG --data ../shared/data --out docs/ablation`.",
+             "`python scripts/norm_studies.py --runs DIR --vgg-weights VGG --data ../shared/data --out docs/ablation "
+             "--findings docs/ablation/studies_findings.md` (about 1 h on these 2 cores).",
              "", "### Batch norm and batch size", "", f"![batch size]({rel['batch_size']})", "",
              "| norm | batch | steps | held-out loss | BN train mode alone | train/eval gap max | batch-mate Δ (train) "
              "| BN@1 train vs IN twin | eval vs IN twin |", "|---|---|---|---|---|---|---|---|---|"]
@@ -489,7 +490,7 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="the reference data folder (content/train, content/eval, style)")
     parser.add_argument("--vgg-weights", required=True)
     parser.add_argument("--out", default="docs/ablation")
-    parser.add_argument("--images", type=int, default=1600, help="images seen by every run")
+    parser.add_argument("--images", type=int, default=1200, help="images seen by every run")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--heldout-photos", type=int, default=20, help="how many eval photos score each model")
     parser.add_argument("--train-only", action="store_true", help="train the runs, measure nothing")
