@@ -29,7 +29,7 @@ import argparse
 import json
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ import torch
 from PIL import Image
 
 from styler.errors import StylerError
-from styler.evidence.figures import image_grid
+from styler.evidence.figures import image_grid, save_figure
 from styler.evidence.gap import train_eval_gap
 from styler.evidence.models import as_loaded
 from styler.evidence.photos import load_photos
@@ -92,7 +92,6 @@ class Context:
     args: argparse.Namespace
     runs_dir: Path
     images: int
-    results: dict[str, Any] = field(default_factory=dict)
 
 
 # --- data -------------------------------------------------------------------------------------------------------
@@ -118,9 +117,6 @@ def prepare_datasets(ctx: Context) -> dict[str, Path]:
     source = Path(ctx.args.data) / "content" / "train"
     folders = {name: ctx.runs_dir / "datasets" / name for name in ("photos", "contrast", "style")}
     files = find_images(source)
-    if all(len(list(f.glob("*.png"))) == len(files) for f in folders.values() if f.exists()) and all(
-            f.exists() for f in folders.values()):
-        return folders
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
     normalizer = as_loaded(NORMALIZING_MODEL).net.eval()  # a bundled model, found by name
@@ -315,7 +311,7 @@ def figures(ctx: Context, summary: dict[str, Any], out: Path) -> dict[str, Path]
         ax.legend(fontsize=7)
     axes[1].set_yscale("log")
     axes[2].set_yscale("log")
-    paths["batch_size"] = _save(fig, folder / "batch_size.png")
+    paths["batch_size"] = save_figure(fig, folder / "batch_size.png")
 
     sweep = summary["group_sweep"]
     labels = list(sweep)
@@ -333,7 +329,7 @@ def figures(ctx: Context, summary: dict[str, Any], out: Path) -> dict[str, Path]
     for ax in axes:
         ax.set_xlabel("channels per group")
         ax.grid(True, alpha=0.3)
-    paths["group_sweep"] = _save(fig, folder / "group_sweep.png")
+    paths["group_sweep"] = save_figure(fig, folder / "group_sweep.png")
 
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     for label, curve in summary["_curves"].items():
@@ -347,7 +343,7 @@ def figures(ctx: Context, summary: dict[str, Any], out: Path) -> dict[str, Path]
     ax.set_title("Convergence at batch 4, identical data order")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    paths["convergence"] = _save(fig, folder / "convergence.png")
+    paths["convergence"] = save_figure(fig, folder / "convergence.png")
 
     fig, axes = plt.subplots(1, 3, figsize=(13.5, 3.6), sharey=True)
     titles = {"photos": "(a) photos", "contrast": "(b) contrast-normalized", "style": "(c) style-normalized"}
@@ -362,7 +358,7 @@ def figures(ctx: Context, summary: dict[str, Any], out: Path) -> dict[str, Path]
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     axes[0].set_ylabel("style loss (training)")
-    paths["style_normalization"] = _save(fig, folder / "style_normalization.png")
+    paths["style_normalization"] = save_figure(fig, folder / "style_normalization.png")
 
     history = summary["_sn_history"]
     fig, axes = plt.subplots(2, 3, figsize=(13.5, 6.2), sharex=True, sharey=True)
@@ -384,7 +380,7 @@ def figures(ctx: Context, summary: dict[str, Any], out: Path) -> dict[str, Path]
         ax.set_xlabel("step (batch 4)")
     fig.legend(loc="center right", fontsize=7, title="layer (input → output)", title_fontsize=7)
     fig.suptitle("Switchable norm (with its BN branch): learned softmax weights per layer during training")
-    paths["sn_over_training"] = _save(fig, folder / "sn_over_training.png", rect=(0, 0, 0.86, 1))
+    paths["sn_over_training"] = save_figure(fig, folder / "sn_over_training.png", rect=(0, 0, 0.86, 1))
 
     datasets = {name: ctx.runs_dir / "datasets" / name for name in ("photos", "contrast", "style")}
     every = sorted(p.name for p in datasets["photos"].glob("*.png"))
@@ -396,15 +392,6 @@ def figures(ctx: Context, summary: dict[str, Any], out: Path) -> dict[str, Path]
     sample.save(folder / "style_normalization_data.png")
     paths["style_normalization_data"] = folder / "style_normalization_data.png"
     return paths
-
-
-def _save(fig: Any, path: Path, rect: tuple[float, float, float, float] = (0, 0, 1, 1)) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout(rect=rect)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 # --- writing --------------------------------------------------------------------------------------------------------

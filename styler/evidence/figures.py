@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["fit_into", "image_grid", "plot_loss_curves", "plot_sn_weights", "label_font"]
+__all__ = ["fit_into", "image_grid", "plot_loss_curves", "plot_sn_weights", "label_font", "save_figure"]
 
 
 def label_font(size: int = 14) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
@@ -107,7 +107,7 @@ def plot_loss_curves(runs: dict[str, list[dict]], path: str | os.PathLike, *,
         axes[0][0].legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_sn_weights(weights: dict[str, dict[str, dict[str, float]]], path: str | os.PathLike, *,
@@ -139,13 +139,15 @@ def plot_sn_weights(weights: dict[str, dict[str, dict[str, float]]], path: str |
     axes[0][1].legend(fontsize=8, loc="upper right")
     if title:
         fig.suptitle(title)
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
-def _save_figure(fig, path: str | os.PathLike) -> Path:  # noqa: ANN001 - a matplotlib Figure
+def save_figure(fig, path: str | os.PathLike,  # noqa: ANN001 - a matplotlib Figure
+                rect: tuple[float, float, float, float] = (0, 0, 1, 1)) -> Path:
+    """Lay out, write (creating the folder) and close a matplotlib figure; ``rect`` keeps room for a figure legend."""
     import matplotlib.pyplot as plt
 
-    fig.tight_layout()
+    fig.tight_layout(rect=rect)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
