@@ -452,7 +452,8 @@ def test_a_bad_vgg_file_is_described_without_torch_advice(env: dict[str, Path], 
 
 _BAD_TRAIN_OPTIONS = [["--lr", "-1"], ["--lr", "nan"], ["--style-size", "4"], ["--epochs", "nan"],
                       ["--style-layers", ""], ["--epochs", "-1"], ["--epochs", "inf"], ["--content-weight", "nan"],
-                      ["--threads", "0"]]
+                      ["--threads", "0"], ["--lr-drop", "5000"], ["--lr-drop", "0:0.1"], ["--lr-drop", "100:2"],
+                      ["--lr-drop", "100:nan"], ["--lr-drop", "x:0.1"]]
 
 _TRAIN_PROBE = """
 import json, sys

@@ -57,6 +57,24 @@ class FiniteFloat(click.ParamType):
         return number
 
 
+class LrDrop(click.ParamType):
+    """``STEP:FACTOR`` for ``--lr-drop``: from step STEP on, the learning rate is multiplied by FACTOR (in (0, 1])."""
+
+    name = "STEP:FACTOR"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, float]:
+        if isinstance(value, tuple):
+            return value
+        step, sep, factor = str(value).partition(":")
+        try:
+            parsed = int(step), float(factor)
+        except ValueError:
+            self.fail(f"{value!r} is not STEP:FACTOR (e.g. 5000:0.1)", param, ctx)
+        if not sep or parsed[0] < 1 or not (math.isfinite(parsed[1]) and 0 < parsed[1] <= 1):
+            self.fail(f"{value!r}: STEP must be >= 1 and FACTOR in (0, 1], e.g. 5000:0.1", param, ctx)
+        return parsed
+
+
 def _style_size(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
     """``--style-size``: 0 (the image as it is) or at least :data:`~styler.train.config.MIN_STYLE_SIZE` pixels."""
     if value is not None and value != 0 and value < MIN_STYLE_SIZE:
@@ -150,6 +168,9 @@ def _check_style_and_dataset(options: dict[str, Any]) -> None:
 @click.option("--style-layers", default=",".join(DEFAULTS["style_layers"]), callback=_style_layers,
               help="Comma-separated VGG16 style layers.")
 @click.option("--lr", type=FiniteFloat(0), default=DEFAULTS["lr"], help="Adam learning rate.")
+@click.option("--lr-drop", "lr_drops", type=LrDrop(), multiple=True,
+              help="From step STEP on, multiply the learning rate by FACTOR (repeatable, e.g. --lr-drop 5000:0.1). "
+                   "A resumed run may add drops at its checkpoint's step or later.")
 @click.option("--seed", type=int, default=DEFAULTS["seed"], help="Seed for initialization and the data order.")
 @click.option("--device", default=DEFAULTS["device"], help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--threads", type=click.IntRange(min=1), default=DEFAULTS["threads"],
@@ -183,7 +204,8 @@ def _check_style_and_dataset(options: dict[str, Any]) -> None:
 @click.option("--half-storage/--full-storage", default=DEFAULTS["half_storage"],
               help="Store the model's weights in fp16.")
 @click.option("--resume", type=click.Path(dir_okay=False), default=None,
-              help="Continue from a checkpoint (settings come from the checkpoint; --iterations may be raised).")
+              help="Continue from a checkpoint (settings come from the checkpoint; --iterations may be raised, "
+                   "--lr-drop added from the checkpoint's step on).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--nproc", type=click.IntRange(min=1), default=None,
               help="Train data-parallel in this many local processes: relaunches this command under torchrun "

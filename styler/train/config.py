@@ -58,6 +58,7 @@ class TrainConfig:
     content_layer: str = "relu3_3"
     style_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
     lr: float = 1e-3
+    lr_drops: tuple[tuple[int, float], ...] = ()
     seed: int = 42
     device: str = "auto"
     threads: int | None = None
@@ -85,6 +86,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.style_layers = tuple(self.style_layers)
+        self.lr_drops = tuple(sorted((int(step), float(factor)) for step, factor in self.lr_drops))
         self.preview_images = tuple(self.preview_images)
         self._check_styles()
         self._check_numbers()
@@ -114,6 +116,12 @@ class TrainConfig:
         """
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise StylerError(f"learning rate must be a positive number, got {self.lr!r}")
+        steps = [step for step, _ in self.lr_drops]
+        for step, factor in self.lr_drops:
+            if step < 1 or not (math.isfinite(factor) and 0 < factor <= 1):
+                raise StylerError(f"learning-rate drop {step}:{factor:g} needs a step >= 1 and a factor in (0, 1]")
+        if len(set(steps)) != len(steps):
+            raise StylerError("two learning-rate drops at the same step")
         for key in ("content_weight", "style_weight", "tv_weight"):
             value = getattr(self, key)
             if value is not None and not (math.isfinite(value) and value >= 0):
@@ -152,6 +160,18 @@ class TrainConfig:
         """The style loss weight of style ``index`` (None: the run's ``style_weight`` or the convention's)."""
         given = self.style_weights[index] if self.style_weights else None
         return self.style_weight if given is None else given
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of the step that follows ``step`` completed ones: ``lr`` times every drop due by then.
+
+        Why a function of the step and nothing else: a resumed run then takes exactly the learning rates an
+        uninterrupted one would, whatever the optimizer state it restored says.
+        """
+        rate = self.lr
+        for drop_step, factor in self.lr_drops:
+            if step >= drop_step:
+                rate *= factor
+        return rate
 
     @property
     def norm_spec(self) -> NormSpec:
@@ -197,8 +217,10 @@ class TrainConfig:
             elif isinstance(data[key], tuple):
                 data[key] = list(data[key])
         for key in _OPTIONAL_FIELDS:
-            if data[key] is None:
+            if data[key] in (None, ()):
                 del data[key]
+        if "lr_drops" in data:
+            data["lr_drops"] = [list(drop) for drop in self.lr_drops]
         return data
 
     @classmethod
@@ -212,11 +234,11 @@ class TrainConfig:
 _MULTI_STYLE_FIELDS = ("styles", "style_weights", "base_model")
 
 #: Further settings written only when set (older files never had them).
-_OPTIONAL_FIELDS = ("group_size",)
+_OPTIONAL_FIELDS = ("group_size", "lr_drops")
 
 #: Settings that may differ when a run is resumed; everything else must match the checkpoint.
 RESUMABLE_OVERRIDES = frozenset({"iterations", "checkpoint_interval", "preview_interval", "log_interval", "device",
-                                 "threads", "batch_size", "sync_bn",
+                                 "threads", "batch_size", "sync_bn", "lr_drops",
                                  "progress", "output", "run_dir", "log_file", "compile", "half_storage", "name"})
 
 #: Named bundles of settings for common situations (CLI: --preset).
@@ -265,8 +287,13 @@ def config_from_options(options: Mapping[str, Any], *, explicit: Iterable[str] =
     return TrainConfig(**values), given
 
 
-def resumed_config(saved: TrainConfig, requested: TrainConfig, explicit: Iterable[str]) -> TrainConfig:
-    """The checkpoint's config wins; explicitly given options may only change the resumable settings."""
+def resumed_config(saved: TrainConfig, requested: TrainConfig, explicit: Iterable[str],
+                   step: int | None = None) -> TrainConfig:
+    """The checkpoint's config wins; explicitly given options may only change the resumable settings.
+
+    ``step`` is the checkpoint's step: learning-rate drops may be added or moved only where they change steps not
+    taken yet (a drop before it would rewrite the run's history, and its log and model metadata would lie).
+    """
     conflicts = []
     merged = dataclasses.replace(saved)
     for key in explicit:
@@ -277,6 +304,11 @@ def resumed_config(saved: TrainConfig, requested: TrainConfig, explicit: Iterabl
             conflicts.append(f"--{key.replace('_', '-')} ({old!r} in the checkpoint, {new!r} given)")
     if conflicts:
         raise StylerError("cannot change these settings when resuming: " + ", ".join(conflicts))
+    if step is not None and merged.lr_drops != saved.lr_drops:
+        past = [f"{s}:{f:g}" for s, f in set(merged.lr_drops) ^ set(saved.lr_drops) if s < step]
+        if past:
+            raise StylerError(f"--lr-drop {', '.join(sorted(past))} would change steps this run has already taken "
+                              f"(the checkpoint is at step {step}); drops may only come at step {step} or later")
     return merged
 
 

@@ -307,6 +307,9 @@ class Trainer:
         if not math.isfinite(values["loss"]):
             raise self._diverged(values)
         terms.total.backward()
+        rate = self.config.lr_at(self.current_step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate
         self.optimizer.step()
         self.current_step += 1
         if self._window is not None:
@@ -445,7 +448,8 @@ def train(config: TrainConfig, *, resume: str | os.PathLike | None = None, expli
     checkpoint = None
     if resume is not None:
         checkpoint = load_checkpoint(resume)
-        config = resumed_config(TrainConfig.from_dict(checkpoint["config"]), config, explicit or set())
+        config = resumed_config(TrainConfig.from_dict(checkpoint["config"]), config, explicit or set(),
+                                step=int(checkpoint["step"]))
     ctx, device = dist_utils.setup(torch.device(resolve_device(config.device)))
     try:
         if epochs is not None:

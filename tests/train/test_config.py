@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import dataclasses
 import subprocess
 import sys
@@ -65,7 +67,7 @@ def test_to_dict_round_trips_and_ignores_unknown_keys() -> None:
     config = TrainConfig(**COMMON, norm="gn", groups=4, preview_images=("a.jpg",))
     data = config.to_dict()
     assert data["style_layers"] == list(config.style_layers) and data["preview_images"] == ["a.jpg"]
-    multi = ("styles", "style_weights", "base_model", "group_size")  # written only when used
+    multi = ("styles", "style_weights", "base_model", "group_size", "lr_drops")  # written only when used
     assert list(data) == [f.name for f in dataclasses.fields(TrainConfig) if f.name not in multi]  # field order
     sized = TrainConfig(**COMMON, norm="gn", group_size=2)
     assert sized.to_dict()["group_size"] == 2 and TrainConfig.from_dict(sized.to_dict()) == sized
@@ -154,6 +156,25 @@ def test_resumed_options_come_from_the_checkpoint() -> None:
     assert (merged.iterations, merged.lr, merged.style) == (9, 0.01, COMMON["style"])
     with pytest.raises(StylerError, match=r"cannot change these settings when resuming: --lr \(0.01"):
         resumed_config(saved, TrainConfig(**COMMON, lr=0.5), {"lr", "iterations"})
+
+
+def test_lr_drops_are_a_function_of_the_step_and_may_only_be_added_ahead_of_a_resume() -> None:
+    config = TrainConfig(**COMMON, lr=1e-3, lr_drops=((8, 0.5), (4, 0.1)))
+    assert config.lr_drops == ((4, 0.1), (8, 0.5))  # sorted, whatever order they were given in
+    assert [config.lr_at(s) for s in (0, 3, 4, 7, 8, 100)] == pytest.approx([1e-3, 1e-3, 1e-4, 1e-4, 5e-5, 5e-5])
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))).lr_drops == config.lr_drops
+    assert "lr_drops" not in TrainConfig(**COMMON).to_dict()  # older files never had it: written only when used
+    for bad in (((0, 0.1),), ((5, 0.0),), ((5, 1.5),), ((5, float("nan")),), ((5, 0.1), (5, 0.2))):
+        with pytest.raises(StylerError, match="learning-rate drop"):
+            TrainConfig(**COMMON, lr_drops=bad)
+    saved = TrainConfig(**COMMON, lr_drops=((4, 0.1),))
+    ahead = TrainConfig(**COMMON, lr_drops=((4, 0.1), (10, 0.5)))
+    assert resumed_config(saved, ahead, {"lr_drops"}, step=10).lr_drops == ((4, 0.1), (10, 0.5))
+    # negative controls: a new drop before the checkpoint's step, or a taken one removed, rewrites history
+    with pytest.raises(StylerError, match="already taken"):
+        resumed_config(saved, TrainConfig(**COMMON, lr_drops=((4, 0.1), (9, 0.5))), {"lr_drops"}, step=10)
+    with pytest.raises(StylerError, match="already taken"):
+        resumed_config(saved, TrainConfig(**COMMON), {"lr_drops"}, step=10)
 
 
 def test_iterations_for_epochs() -> None:

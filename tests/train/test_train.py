@@ -94,6 +94,31 @@ def test_resume_refuses_changed_settings_but_allows_more_iterations(tmp_path, ph
     assert result.steps == 3
 
 
+def test_a_learning_rate_drop_added_on_resume_equals_one_planned_from_the_start(tmp_path, photos, style,
+                                                                                vgg_weights):
+    """The schedule is a function of the step: a run that stops at step 3 and resumes with ``--lr-drop 3:0.1``
+    ends bit for bit where a run planned with that drop ends, and the log records the rate of every step."""
+    planned = base_config(tmp_path / "a", photos, style, vgg_weights, lr_drops=((3, 0.1),))
+    train(planned)
+    later = base_config(tmp_path / "b", photos, style, vgg_weights)
+    with pytest.raises(TrainingInterrupted) as info:
+        train(later, stop_after=3)
+    dropped = base_config(tmp_path / "b", photos, style, vgg_weights, lr_drops=((3, 0.1),))
+    train(dropped, resume=info.value.checkpoint, explicit={"lr_drops"})
+    a, b = load_model(planned.output), load_model(dropped.output)
+    for key, value in a.net.state_dict().items():
+        torch.testing.assert_close(b.net.state_dict()[key], value, rtol=0, atol=1e-6, msg=key)
+    assert b.metadata["training"]["lr_drops"] == [[3, 0.1]]
+    rates = [json.loads(line)["lr"] for line in dropped.log_path.read_text().splitlines()]
+    assert rates == pytest.approx([1e-3] * 3 + [1e-4] * 3)
+    # negative control: without the drop the resumed run ends elsewhere
+    plain = base_config(tmp_path / "c", photos, style, vgg_weights)
+    train(plain)
+    differs = [k for k, v in load_model(plain.output).net.state_dict().items()
+               if v.is_floating_point() and not torch.allclose(v, a.net.state_dict()[k], rtol=0, atol=1e-6)]
+    assert differs
+
+
 def test_resume_with_epochs_uses_the_checkpoint_dataset(tmp_path, photos, style, vgg_weights):
     """`--resume CKPT --epochs E` takes the dataset and batch size from the checkpoint (6 photos, batch 2)."""
     config = base_config(tmp_path, photos, style, vgg_weights, iterations=2)
