@@ -289,12 +289,29 @@ def sink_quantizers(model: Any) -> int:
     return moved
 
 
+def probe_inputs(model: Any, size: tuple[int, int] = (68, 92)) -> dict[str, np.ndarray]:
+    """Fixed random inputs for every input of a graph: the image, and for a multi-style graph a random convex
+    style mix (so the check covers every style's (γ, β), not only the first style's)."""
+    from styler.infer.onnx_export import STYLE_NAME
+
+    rng = np.random.default_rng(1)
+    feeds = {}
+    for port in model.inputs:
+        name = port.get_any_name()
+        if name == STYLE_NAME:
+            mix = rng.random(int(port.get_partial_shape()[0].get_length())).astype(np.float32)
+            feeds[name] = mix / mix.sum()
+        else:
+            feeds[name] = rng.random((1, 3, *size), dtype=np.float32)
+    return feeds
+
+
 def max_difference(original: Any, rewritten: Any, size: tuple[int, int] = (68, 92)) -> float:
-    """Max |rewritten − original| on a fixed random image, both compiled in fp32 on the CPU."""
+    """Max |rewritten − original| on fixed random inputs (:func:`probe_inputs`), both compiled in fp32 on the CPU."""
     core = _core()
-    probe = np.random.default_rng(1).random((1, 3, *size), dtype=np.float32)
+    feeds = probe_inputs(original, size)
     config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 1}
-    outputs = [core.compile_model(m, "CPU", config)(probe)[0] for m in (original, rewritten)]
+    outputs = [core.compile_model(m, "CPU", config)(feeds)[0] for m in (original, rewritten)]
     return float(np.abs(outputs[0] - outputs[1]).max())
 
 

@@ -52,6 +52,34 @@ def test_every_backend_applies_the_blend(cin_model, backend, tmp_path, monkeypat
     np.testing.assert_allclose(stylizer.run_batch(x), first, atol=1e-5)
 
 
+def test_openvino_runs_the_blend_in_fp32_and_bf16_and_refuses_int8(cin_model, tmp_path, monkeypatch) -> None:
+    """The style mix is the graph's second input in OpenVINO too: fp32 matches torch, bf16 stays close (and still
+    tells the styles apart), int8 is refused with the reason, and auto says why it skipped int8."""
+    pytest.importorskip("openvino")
+    from styler.devices import cpu_capabilities, native_cpu_precisions
+
+    monkeypatch.setenv("STYLER_CACHE_DIR", str(tmp_path))
+    path, net = cin_model
+    x = np.random.default_rng(0).random((1, 3, 36, 44), dtype=np.float32)
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x), style=torch.tensor([0.0, 0.25, 0.75])).numpy()
+        first = net(torch.from_numpy(x), style=torch.tensor([1.0, 0.0, 0.0])).numpy()
+    fp32 = Stylizer(path, backend="openvino", precision="fp32", style="wave:0.25,scream:0.75")
+    np.testing.assert_allclose(fp32.run_batch(x), expected, atol=1e-4)
+    fp32.set_style(None)
+    np.testing.assert_allclose(fp32.run_batch(x), first, atol=1e-4)
+    assert np.abs(expected - first).max() > 1e-2  # negative control: the two mixes differ
+    auto = Stylizer(path, backend="openvino", style="wave:0.25,scream:0.75")
+    if "bf16" in native_cpu_precisions(cpu_capabilities()):
+        assert auto.engine.precision == "bf16"
+        error = np.abs(auto.run_batch(x) - expected).max()
+        assert error < 0.1 * np.abs(expected - first).max(), error
+    if "int8" in native_cpu_precisions(cpu_capabilities()):
+        assert "int8 skipped: int8 is not calibrated for multi-style models" in auto.engine.selection["reason"]
+    with pytest.raises(StylerError, match="int8 is not calibrated for multi-style models"):
+        Stylizer(path, backend="openvino", precision="int8")
+
+
 def test_tiles_keep_the_blend(cin_model) -> None:
     path, _ = cin_model
     stylizer = Stylizer(path, backend="torch", style="scream")

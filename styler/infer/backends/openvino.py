@@ -33,10 +33,11 @@ import numpy as np
 
 from styler.devices import BF16_FLAGS, capability_key, cpu_capabilities, native_cpu_precisions
 from styler.infer.backends.base import BackendError, ModelHandle
-from styler.infer.onnx_export import ensure_onnx
+from styler.infer.onnx_export import INPUT_NAME, STYLE_NAME, ensure_onnx
 from styler.io.files import sha256_file
 
-__all__ = ["OpenVinoBackend", "OV_ACTIVATION_COST", "openvino_available", "Selection", "select", "describe"]
+__all__ = ["OpenVinoBackend", "OV_ACTIVATION_COST", "openvino_available", "Selection", "select", "describe",
+           "MULTI_STYLE_INT8"]
 
 #: Peak activation bytes per pixel per unit of network width, for the auto-tiling decision. Measured as peak RSS
 #: growth of one untiled 1920×1080 pass: fp32 13.6 (width 16), bf16 9.1 / 6.7 (width 16 / 32), int8 8.1 / 5.9;
@@ -245,8 +246,19 @@ class Selection:
     gate: dict[str, Any] | None = None
 
 
-def select(precision: str, source: _Source, fp32: _Fp32, caps: frozenset[str], threads: int | None) -> Selection:
+#: Why a multi-style model has no int8 graph: the calibration set and the quality gate feed images only, and one
+#: int8 graph would have to hold its quality for every style and every blend of them.
+MULTI_STYLE_INT8 = "int8 is not calibrated for multi-style models (one gate would have to cover every style and blend)"
+
+
+def select(precision: str, source: _Source, fp32: _Fp32, caps: frozenset[str], threads: int | None,
+           multi_style: bool = False) -> Selection:
     """Resolve ``precision`` (``auto``, ``fp32``, ``bf16``, ``int8``) for this model on a CPU with ``caps``."""
+    if multi_style and precision == "int8":
+        raise BackendError(f"{MULTI_STYLE_INT8}; use --precision bf16 or fp32")
+    if multi_style and precision == "auto":
+        return _select_float(caps, fp32, [f"int8 skipped: {MULTI_STYLE_INT8}"] if "int8" in
+                             native_cpu_precisions(caps) else [], [])
     if precision == "fp32":
         return Selection("fp32", "f32", fp32(), "fp32 requested")
     if precision == "bf16":
@@ -286,7 +298,14 @@ def _select_auto(source: _Source, fp32: _Fp32, caps: frozenset[str], threads: in
                                  f"int8: native on this CPU ({capability_key(caps)}); {int8.gate.sentence()}",
                                  notes, int8.gate.to_dict())
         elif candidate == "bf16":
-            return Selection("bf16", "bf16", fp32(), "; ".join([*skipped, "bf16: native on this CPU"]), notes)
+            break
+    return _select_float(caps, fp32, skipped, notes)
+
+
+def _select_float(caps: frozenset[str], fp32: _Fp32, skipped: list[str], notes: list[str]) -> Selection:
+    """bf16 where the CPU computes it natively, else fp32; ``skipped`` says why nothing faster was chosen."""
+    if "bf16" in native_cpu_precisions(caps):
+        return Selection("bf16", "bf16", fp32(), "; ".join([*skipped, "bf16: native on this CPU"]), notes)
     return Selection("fp32", "f32", fp32(), "; ".join([*skipped, "fp32: no native bf16 or int8 on this CPU"]), notes)
 
 
@@ -311,14 +330,13 @@ class OpenVinoBackend:
         self.device = device
         source = _source(model)
         model.meta = source.meta
-        if (source.meta.get("arch") or {}).get("norm", {}).get("kind") == "conditional":
-            # A multi-style graph has a second input (the style mix) that calibration, the gate and the graph
-            # rewrites here do not feed yet; ONNX Runtime runs it.
-            raise BackendError("multi-style (conditional norm) models run on ONNX Runtime for now")
+        norm = (source.meta.get("arch") or {}).get("norm", {})
+        #: A multi-style graph's style count: its second input is the style mix (fp32 and bf16; no int8 graph).
+        self._styles = int(norm.get("num_styles") or 0) if norm.get("kind") == "conditional" else 0
         self._keepalive = source.keepalive  # a temporary export's folder lives as long as this backend
         fp32 = _Fp32(source)
         self.capabilities = cpu_capabilities()
-        chosen = select(precision, source, fp32, self.capabilities, threads)
+        chosen = select(precision, source, fp32, self.capabilities, threads, multi_style=bool(self._styles))
         self.notes: list[str] = [*source.notes, *fp32.notes, *chosen.notes]
         self._compiled = _compile(chosen.model, chosen.hint, threads)
         ran = _inference_precision(self._compiled)
@@ -328,7 +346,13 @@ class OpenVinoBackend:
         self._request = self._compiled.create_infer_request()
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        out = self._request.infer({0: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+        feeds = {INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)}
+        if self._styles:
+            mix = self.model.style_mix
+            if mix is None:  # the model's first style
+                mix = np.eye(self._styles, dtype=np.float32)[0]
+            feeds[STYLE_NAME] = np.ascontiguousarray(mix, dtype=np.float32)
+        out = self._request.infer(feeds)[0]
         return np.array(out, dtype=np.float32, copy=True)  # the request reuses its output buffer
 
 
@@ -336,21 +360,24 @@ def describe(model_path: str | Path, norm_kind: str | None = None) -> dict[str, 
     """What ``--backend auto`` runs for a model file on this CPU, read from the caches only (nothing is exported,
     calibrated or compiled, torch is not imported): for ``styler info``. ``runs`` is None when the int8 verdict is
     not known yet (the first ``styler apply`` measures it). ``norm_kind``: the model's norm, when the caller has
-    read it (a multi-style model, ``conditional``, runs on ONNX Runtime: see :class:`OpenVinoBackend`)."""
+    read it (a multi-style model, ``conditional``, has no int8 graph: see :data:`MULTI_STYLE_INT8`)."""
     from styler.infer import ovcache, ovgraph, quantize
 
     caps = cpu_capabilities()
     out: dict[str, Any] = {"cpu_capabilities": capability_key(caps),
                            "native_precisions": list(native_cpu_precisions(caps)),
                            "openvino": openvino_available(), "runs": None, "int8_gate": None}
-    if not openvino_available() or norm_kind == "conditional":
+    fallback = "openvino bf16" if caps & BF16_FLAGS else "openvino fp32"
+    if not openvino_available():
         out["runs"] = "onnx fp32"
+        return out
+    if norm_kind == "conditional":
+        out["runs"] = fallback
         return out
     digest = sha256_file(model_path)
     stem = (f"{Path(model_path).stem}-{digest[:20]}-{capability_key(caps)}-ov{ovcache.openvino_version()}"
             f"-r{ovgraph.REWRITE_VERSION}-q{quantize.QUANT_VERSION}")
     record = ovcache.read_record(ovcache.entry_path(stem)) if "int8" in native_cpu_precisions(caps) else None
-    fallback = "openvino bf16" if caps & BF16_FLAGS else "openvino fp32"
     if "int8" not in native_cpu_precisions(caps):
         out["runs"] = fallback
     elif record is not None and record.get("model_sha256") == digest and isinstance(record.get("gate"), dict):
