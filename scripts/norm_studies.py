@@ -43,6 +43,7 @@ from styler.evidence.gap import train_eval_gap
 from styler.evidence.models import as_loaded
 from styler.evidence.photos import load_photos
 from styler.evidence.report import STUDIES_MARKER as REPORT_MARKER
+from styler.evidence.report import replace_section
 from styler.evidence.studies import (
     batch_mate_sensitivity,
     batch_one_instance_norm_check,
@@ -465,9 +466,9 @@ def write_outputs(ctx: Context, summary: dict[str, Any], paths: dict[str, Path],
     tmp.replace(measurements)
     report = out / "report.md"
     text = report.read_text() if report.exists() else "# Normalization ablation\n"
-    head = text.split(REPORT_MARKER)[0].rstrip() + "\n\n"
+    section = report_section(ctx, summary, paths, out).split(REPORT_MARKER, 1)[-1]
     tmp = report.with_suffix(".tmp")
-    tmp.write_text(head + report_section(ctx, summary, paths, out))
+    tmp.write_text(replace_section(text, REPORT_MARKER, section))
     tmp.replace(report)
 
 

@@ -180,12 +180,46 @@ def build_report(models: Sequence[ModelRef], photos: Sequence[PhotoSource], out_
     if opts.html:
         result.path.write_text(doc.html(opts.title), encoding="utf-8")
     else:
-        result.path.write_text(doc.markdown(folder) + _kept_studies(result.path), encoding="utf-8")
+        result.path.write_text(_kept_sections(result.path, doc.markdown(folder)), encoding="utf-8")
     return result
 
 
 #: Where the norm studies' section starts in report.md (``scripts/norm_studies.py`` writes it after this marker).
 STUDIES_MARKER = "<!-- norm studies: written by scripts/norm_studies.py -->"
+#: Where the multi-style section starts (``scripts/multistyle_report.py`` writes it).
+MULTISTYLE_MARKER = "<!-- multi-style: written by scripts/multistyle_report.py -->"
+#: The sections other scripts append to report.md, in their order there. The report keeps them when it is re-run,
+#: and each script replaces only its own.
+SECTION_MARKERS = (STUDIES_MARKER, MULTISTYLE_MARKER)
+
+
+def split_sections(text: str) -> tuple[str, dict[str, str]]:
+    """``text`` as the report's own part and the appended sections, keyed by marker (each without its marker)."""
+    found = sorted((text.index(m), m) for m in SECTION_MARKERS if m in text)
+    head = text[:found[0][0]] if found else text
+    sections = {}
+    for i, (start, marker) in enumerate(found):
+        end = found[i + 1][0] if i + 1 < len(found) else len(text)
+        sections[marker] = text[start + len(marker):end]
+    return head, sections
+
+
+def join_sections(head: str, sections: dict[str, str]) -> str:
+    """Inverse of :func:`split_sections`, with the sections in :data:`SECTION_MARKERS` order."""
+    parts = [head.rstrip() + "\n"]
+    for marker in SECTION_MARKERS:
+        if marker in sections:
+            parts.append("\n" + marker + "\n\n" + sections[marker].strip("\n") + "\n")
+    return "".join(parts)
+
+
+def replace_section(text: str, marker: str, section: str) -> str:
+    """``text`` (a report.md) with the appended section of ``marker`` set to ``section`` and the others kept."""
+    if marker not in SECTION_MARKERS:
+        raise ValueError(f"unknown report section marker {marker!r}")
+    head, sections = split_sections(text)
+    sections[marker] = section
+    return join_sections(head, sections)
 
 
 def _kept_measurements(path: Path, own: dict[str, Any]) -> dict[str, Any]:
@@ -198,13 +232,14 @@ def _kept_measurements(path: Path, own: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in earlier.items() if k not in own} if isinstance(earlier, dict) else {}
 
 
-def _kept_studies(path: Path) -> str:
-    """The norm studies' section of an earlier report.md (from its marker to the end), for the same reason."""
+def _kept_sections(path: Path, body: str) -> str:
+    """``body`` (the freshly measured report) followed by the appended sections of an earlier report.md: the
+    studies take hours of training, the report minutes, so re-running the report must not discard them."""
     try:
-        text = path.read_text(encoding="utf-8")
+        earlier = path.read_text(encoding="utf-8")
     except OSError:
-        return ""
-    return "\n" + STUDIES_MARKER + text.split(STUDIES_MARKER, 1)[1] if STUDIES_MARKER in text else ""
+        return body
+    return join_sections(body, split_sections(earlier)[1])
 
 
 def _training_figures(loaded: Sequence[LoadedModel], folder: Path, figures: dict[str, Path]) -> RunLogs:

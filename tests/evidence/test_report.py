@@ -67,18 +67,34 @@ def test_markdown_report(setup, tmp_path: Path) -> None:
 def test_rerunning_the_report_keeps_the_norm_studies(setup, tmp_path: Path) -> None:
     """The studies' keys in measurements.json and their section of report.md survive a new report; the report's
     own keys are replaced (a stale value of its own does not survive: the control)."""
-    from styler.evidence.report import STUDIES_MARKER
+    from styler.evidence.report import MULTISTYLE_MARKER, STUDIES_MARKER
 
     folder = tmp_path / "kept"
     folder.mkdir()
     (folder / "measurements.json").write_text(json.dumps({"group_sweep": {"1 (IN)": 1.5}, "independence": ["stale"]}))
-    (folder / "report.md").write_text(f"# old report\n\nold body\n\n{STUDIES_MARKER}\n\n## Norm studies\n\nkept\n")
+    (folder / "report.md").write_text(f"# old report\n\nold body\n\n{STUDIES_MARKER}\n\n## Norm studies\n\nkept\n"
+                                      f"\n{MULTISTYLE_MARKER}\n\n## Many styles\n\nalso kept\n")
     result = build_report(setup["models"][:1], setup["photos"][:2], folder, options=ReportOptions(size=32, cell=48))
     data = json.loads((folder / "measurements.json").read_text())
     assert data["group_sweep"] == {"1 (IN)": 1.5} and data["independence"] != ["stale"]
     text = result.path.read_text()
-    assert text.endswith(f"{STUDIES_MARKER}\n\n## Norm studies\n\nkept\n") and "old body" not in text
-    assert text.count(STUDIES_MARKER) == 1
+    assert text.endswith(f"{STUDIES_MARKER}\n\n## Norm studies\n\nkept\n\n{MULTISTYLE_MARKER}\n\n## Many styles\n\n"
+                         "also kept\n") and "old body" not in text
+    assert text.count(STUDIES_MARKER) == 1 and text.count(MULTISTYLE_MARKER) == 1
+
+
+def test_each_appended_section_is_replaced_alone_and_in_order() -> None:
+    from styler.evidence.report import MULTISTYLE_MARKER, STUDIES_MARKER, replace_section, split_sections
+
+    text = replace_section("# report\n\nbody\n", MULTISTYLE_MARKER, "## Many styles\n\nv1\n")
+    text = replace_section(text, STUDIES_MARKER, "## Norm studies\n\ns1\n")  # goes before the later one
+    assert text.index(STUDIES_MARKER) < text.index(MULTISTYLE_MARKER) and text.startswith("# report\n\nbody\n")
+    text = replace_section(text, MULTISTYLE_MARKER, "## Many styles\n\nv2\n")
+    head, sections = split_sections(text)
+    assert head.strip() == "# report\n\nbody" and "s1" in sections[STUDIES_MARKER]
+    assert "v2" in sections[MULTISTYLE_MARKER] and "v1" not in text  # control: the old version is gone
+    with pytest.raises(ValueError, match="unknown report section marker"):
+        replace_section(text, "<!-- other -->", "x")
 
 
 def test_html_report_is_self_contained(setup, tmp_path: Path) -> None:
