@@ -13,7 +13,7 @@ random weights, IN; ``--compiled``: the compiled backend (compiles once per size
 ``--openvino``: OpenVINO fp32, bf16 and int8 (forced; random weights need not pass the int8 gate) per width, plus
 the *default model* as ``styler apply`` runs it (``default auto``: the per-CPU choice), the same with bf16 turned
 off (what a CPU without it gets: ``$STYLER_CPU_CAPS`` without the bf16 flags) and on ONNX Runtime (the previous
-default).
+default). ``--multistyle MODEL``: a multi-style model blending two of its styles, on torch, ONNX Runtime and OpenVINO.
 
 Whole process (unless ``--no-whole-process``): ``styler apply`` with the default model against the peer's CLI on the
 same inputs, both writing PNG, alternating A B A B after one discarded warm-up pair (which also fills styler's
@@ -165,7 +165,8 @@ def peer_runner(peer_path: str | None) -> Runner | None:
 
 
 def build_variants(models: dict[int, Path], peer: Runner | None, compiled: bool, openvino: bool,
-                   default_model: bool = True) -> dict[str, tuple[int | None, str, Runner]]:
+                   default_model: bool = True, multistyle: str | None = None,
+                   ) -> dict[str, tuple[int | None, str, Runner]]:
     """name -> (width or None for the peer, precision it computes in, runner)."""
     from styler.infer.stylizer import Stylizer
 
@@ -194,6 +195,20 @@ def build_variants(models: dict[int, Path], peer: Runner | None, compiled: bool,
         variants[f"default auto, no bf16 ({no_bf16.precision}, rest "
                  f"{no_bf16.engine.selection['inference_precision']})"] = (16, no_bf16.precision, no_bf16.run_batch)
         variants["default onnx (fp32)"] = (16, "fp32", stylizer(None, backend="onnx").run_batch)
+    if multistyle:
+        # A multi-style model blending its first two styles (the style mix is a graph input, so any mix costs the
+        # same): eager torch, ONNX Runtime, and OpenVINO as `styler apply` picks it and in fp32.
+        probe = stylizer(multistyle, backend="torch")
+        names = probe.style_names
+        blend = f"{names[0]}:0.5,{names[1]}:0.5" if len(names) > 1 else None
+        width = int(probe.meta["arch"]["width"])
+        for label, kw in (("eager", {"backend": "torch"}), ("onnx", {"backend": "onnx"}),
+                          ("openvino auto", {"backend": "openvino"}),
+                          ("openvino fp32", {"backend": "openvino", "precision": "fp32"})):
+            if label.startswith("openvino") and not openvino:
+                continue
+            runner = stylizer(multistyle, style=blend, **kw)
+            variants[f"multi-style {label} ({runner.precision})"] = (width, runner.precision, runner.run_batch)
     if peer is not None:
         variants["peer net"] = (None, "fp32", peer)
     return variants
@@ -219,10 +234,10 @@ def _row(name: str, times: list[float], cpu: list[float], base: list[float] | No
 
 
 def in_process(models: dict[int, Path], peer_path: str | None, only: list[str], compiled: bool = False,
-               openvino: bool = False, default_model: bool = True) -> dict:
+               openvino: bool = False, default_model: bool = True, multistyle: str | None = None) -> dict:
     from styler.nn.network import ArchSpec, flops_per_pixel
 
-    variants = build_variants(models, peer_runner(peer_path), compiled, openvino, default_model)
+    variants = build_variants(models, peer_runner(peer_path), compiled, openvino, default_model, multistyle)
     flops_px = {w: flops_per_pixel(ArchSpec(width=w)) for w in (16, 32)}
     cpu = cpu_description()
     threads = THREADS or os.cpu_count() or 1
@@ -233,8 +248,10 @@ def in_process(models: dict[int, Path], peer_path: str | None, only: list[str], 
         x = np.random.default_rng(0).random((1, 3, h, w), dtype=np.float32)
         ref = {name: fn(x) for name, (_, _, fn) in variants.items()}  # warm-up (sessions, allocators, compiles)
         for name, (width, _, _) in variants.items():
-            if width is not None and not name.startswith(("eager", "default")):
-                err = float(np.abs(ref[name] - ref[f"eager w{width}"]).max())
+            if width is not None and not name.startswith(("eager", "default", "multi-style eager")):
+                eager = next(n for n in ref if n.startswith("multi-style eager")) if name.startswith(
+                    "multi-style") else f"eager w{width}"
+                err = float(np.abs(ref[name] - ref[eager]).max())
                 results.setdefault("parity_max_abs_vs_eager", {})[f"{label} {name}"] = err
         times: dict[str, list[float]] = {name: [] for name in variants}
         cpu_times: dict[str, list[float]] = {name: [] for name in variants}
@@ -447,6 +464,9 @@ def main() -> None:
     parser.add_argument("--quality", action="store_true", help="only the default path's quality against torch fp32")
     parser.add_argument("--cache-dir", type=Path, default=None, help="STYLER_CACHE_DIR for the run [default: a "
                         "temporary folder, so every graph is built fresh]")
+    parser.add_argument("--multistyle", default=None, metavar="MODEL",
+                        help="also time this multi-style model (a 50/50 blend of its first two styles) on torch, "
+                             "ONNX Runtime and, with --openvino, OpenVINO")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     global THREADS
@@ -471,7 +491,7 @@ def main() -> None:
             if not args.no_in_process:
                 widths = tuple(int(w) for w in args.widths.split(","))
                 results["in_process"] = in_process(make_models(workdir, widths), peer, args.sizes, args.compiled,
-                                                   args.openvino, not args.no_default_model)
+                                                   args.openvino, not args.no_default_model, args.multistyle)
             if not args.no_whole_process:
                 results["whole_process"] = whole_process(peer, args.pairs, workdir)
     text = json.dumps(results, indent=2, default=str)
