@@ -5,8 +5,9 @@
 
 Each entry: file, sha256, bytes, style, norm, width, steps, batch size, image size, images seen, training time,
 hardware, final loss terms, and which set it belongs to ("ablation": same style, settings and seed, one per norm;
-"style": the style set). The test suite checks every entry against the file. Torch-free for v2 (safetensors)
-model files. After retraining, regenerate the shipped ONNX graphs first (``scripts/export_bundled.py``).
+"style": the style set; "multi-style": one conditional-norm network for several styles, listed with their
+weights). The test suite checks every entry against the file. Torch-free for v2 (safetensors) model files. After
+retraining, regenerate the shipped ONNX graphs first (``scripts/export_bundled.py``).
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ def entry(path: Path, sets: dict[str, str]) -> dict:
         "file": path.name,
         "sha256": info["sha256"],
         "bytes": info["size_bytes"],
-        "set": sets.get(path.stem, "style"),
+        "set": sets.get(path.stem, "multi-style" if info["arch"]["norm"]["kind"] == "conditional" else "style"),
         "style": meta.get("style", {}).get("name"),
+        **({"styles": [{"name": s.get("name"), "style_weight": s.get("style_weight")} for s in meta["styles"]]}
+           if isinstance(meta.get("styles"), list) and len(meta["styles"]) > 1 else {}),
         "norm": info["arch"]["norm"]["kind"],
         "norm_options": info["arch"]["norm"],
         "width": info["arch"]["width"],
@@ -79,8 +82,10 @@ def markdown_table(manifest: dict) -> str:
         losses = m.get("final_losses") or {}
         label = NormSpec.from_dict(m["norm_options"]).short_name
         hardware = re.sub(r"\b1 threads\b", "1 thread", m["hardware"])  # files trained before the wording fix
-        style_weight = (m.get("loss_weights") or {}).get("style", float("nan"))
-        rows.append(f"| {name} | {m['set']} | {label} | {m['width']} | {style_weight:g} | "
+        style_weight = f"{(m.get('loss_weights') or {}).get('style', float('nan')):g}"
+        if m.get("styles"):  # a multi-style model: every style's own weight, in style order
+            style_weight = " / ".join(f"{s['style_weight']:g}" for s in m["styles"])
+        rows.append(f"| {name} | {m['set']} | {label} | {m['width']} | {style_weight} | "
                     f"{m['images_seen']:,} ({m['image_size']} px) | "
                     f"{m['training_minutes']:.0f} min, {hardware}, {m.get('precision', 'fp32').split(' (')[0]} | "
                     f"{losses.get('content', float('nan')):.2e} / {losses.get('style', float('nan')):.2e} |")

@@ -5,10 +5,11 @@ The photos come from packages a fresh install already has: matplotlib's bundled 
 scikit-image is installed, its ``astronaut``, ``chelsea`` and ``coffee`` images. Nothing is downloaded.
 
 Outputs (in --out, default ``demo-output/``):
-  photos/                     the sample photos used
-  <photo>_<model>.png         every photo stylized with the default model, and with each style model
-  norm_comparison.png         one row per norm model of the ablation set (when at least two are bundled)
-  summary.json                what was written, with timings
+  photos/                      the sample photos used
+  <photo>_<model>.png          every photo stylized with the default model, and with each style model
+  <photo>_<model>_<style>.png  every photo in each style of a multi-style model (and a blend of its first two)
+  norm_comparison.png          one row per norm model of the ablation set (when at least two are bundled)
+  summary.json                 what was written, with timings
 """
 
 from __future__ import annotations
@@ -84,6 +85,21 @@ def main() -> int:
             summary["outputs"].append({"file": target.name, "model": model_path.stem,
                                        "seconds": round(time.perf_counter() - t0, 3)})
             print(f"wrote {target}")
+
+    # A multi-style model: every photo in each of its styles, and in a 50/50 blend of its first two.
+    for model_path in (BUNDLED_DIR / m["file"] for m in models if m.get("set") == "multi-style"):
+        stylizer = Stylizer(model_path, backend="torch", device="cpu")
+        names = stylizer.style_names
+        for style in [*names, f"{names[0]}:0.5,{names[1]}:0.5"]:
+            stylizer.set_style(style)
+            label = style.replace(":0.5,", "+").replace(":0.5", "")
+            for photo in photos:
+                t0 = time.perf_counter()
+                target = out / f"{photo.stem}_{model_path.stem}_{label}.png"
+                stylize_image(stylizer, photo).save(target)
+                summary["outputs"].append({"file": target.name, "model": model_path.stem, "style": style,
+                                           "seconds": round(time.perf_counter() - t0, 3)})
+                print(f"wrote {target}")
 
     # Rows in the usual order of the norms (IN first, then BN, GN, LN, SN), not alphabetically.
     from styler.nn.norms import NORM_KINDS

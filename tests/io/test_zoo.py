@@ -79,10 +79,17 @@ def test_demo_writes_stylized_photos(tmp_path):
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["outputs"], summary
-    for item in summary["outputs"]:
-        from PIL import Image
+    from PIL import Image
 
+    for item in summary["outputs"]:
         img = np.asarray(Image.open(out / item["file"]).convert("RGB"), dtype=np.float32)
         assert img.std() > 5
     if sum(1 for e in ENTRIES if e.get("set") == "ablation") >= 2:
         assert (out / "norm_comparison.png").is_file()
+    for entry in (e for e in ENTRIES if e.get("set") == "multi-style"):
+        painted = {item.get("style") for item in summary["outputs"] if item["model"] == entry["name"]}
+        names = [s["name"] for s in entry["styles"]]
+        assert painted == {*names, f"{names[0]}:0.5,{names[1]}:0.5"}  # every style, and the blend
+        photo = Path(summary["photos"][0]).stem
+        a, b = (np.asarray(Image.open(out / f"{photo}_{entry['name']}_{n}.png"), dtype=np.float32) for n in names[:2])
+        assert np.abs(a - b).mean() > 5  # the same photo in two styles: two paintings, not one written twice
