@@ -23,6 +23,9 @@ from typing import Any
 
 from styler.evidence.report import MULTISTYLE_MARKER, replace_section
 
+#: Held-out loss ratios (added style / from scratch) whose first step the add-a-style table lists.
+REACH_RATIOS = (1.5, 1.25, 1.10, 1.05, 1.0)
+
 #: The issue's quality bar: the multi-style model's held-out loss at most this much above the single-style model's.
 QUALITY_BAR = 0.10
 
@@ -69,7 +72,8 @@ def bytes_lines(info: dict[str, Any]) -> list[str]:
              f"| the shared network (convolutions) | {shared['parameters']:,} | {shared['tensor_bytes']:,} |",
              f"| the whole {info['styles']}-style file | {info['parameters']:,} | {info['file_bytes']:,} |"]
     for other in info.get("compare", []):
-        lines.append(f"| {Path(other['model']).stem} (one style, {other['norm'].upper()}) | "
+        label = {"instance": "IN", "conditional": "CIN"}.get(other["norm"], other["norm"])
+        lines.append(f"| {Path(other['model']).stem} (one style, {label}) | "
                      f"{other['parameters']:,} | {other['file_bytes']:,} |")
     lines += ["", f"One style is {100 * info['per_style_fraction_of_shared']:.2f} % of the shared network."]
     if growth.get("per_added_style_bytes") is not None:
@@ -83,9 +87,9 @@ def bytes_lines(info: dict[str, Any]) -> list[str]:
 
 def add_style_lines(curve: dict[str, Any], report: Path, plot: str | None) -> list[str]:
     ref = curve.get("reference") or {}
-    within = curve.get("first_step_within", {})
-    points = curve.get("points", [])
+    points = sorted(curve.get("points", []), key=lambda p: p["step"])
     last = points[-1] if points else None
+    last_step = last["step"] if last else 0
     training = curve.get("training", {})
     lines = [f"`styler train --add-style {Path(curve['style_image']).name} --from {Path(curve['base_model']).name}` "
              f"trains only the new style's (γ, β) — every convolution stays as the base model learned it — with "
@@ -94,18 +98,23 @@ def add_style_lines(curve: dict[str, Any], report: Path, plot: str | None) -> li
              f"with the new style's own loss."]
     if ref:
         steps = ref.get("steps")
-        lines += ["", "| held-out loss reached | first step | images seen | vs the from-scratch model's steps |",
+        lines += ["", "| held-out loss reached | first evaluated step | images seen | share of the from-scratch steps |",
                   "|---|---|---|---|"]
-        for key, label in (("10%", "within 10 % of from scratch"), ("5%", "within 5 %"), ("0%", "at or below")):
-            step = within.get(key)
-            share = f"{step / steps:.2f}×" if step and steps else "—"
-            lines.append(f"| {label} | {step if step is not None else 'not reached'} | "
-                         f"{step * training.get('batch_size', 1) if step else '—'} | {share} |")
+        for ratio in REACH_RATIOS:
+            step = next((p["step"] for p in points if p["loss"] <= ref["loss"] * ratio), None)
+            share = f"{step / steps:.2f}" if step is not None and steps else "—"
+            label = "at or below the from-scratch loss" if ratio == 1 else f"within {ratio - 1:.0%} of it"
+            if step is None:
+                lines.append(f"| {label} | not within {last_step:,} steps | — | — |")
+            else:
+                lines.append(f"| {label} | {step:,} | {step * training.get('batch_size', 1):,} | {share} |")
         lines += ["", f"The reference is a single-style {curve['style']} model trained from scratch with the same "
-                      f"loss ({steps} steps, held-out loss {ref['loss']:.4g})."]
+                      f"loss ({steps:,} steps, held-out loss {ref['loss']:.4g}: content {ref['content']:.4g}, style "
+                      f"{ref['style']:.4g})."]
         if last is not None:
-            lines[-1] += (f" At the last evaluated step ({last['step']}) the added style's loss is "
-                          f"{last['loss']:.4g}, {last['loss'] / ref['loss']:.3f}× the reference.")
+            lines[-1] += (f" At the last evaluated step ({last['step']:,}) the added style's loss is "
+                          f"{last['loss']:.4g} (content {last['content']:.4g}, style {last['style']:.4g}), "
+                          f"{last['loss'] / ref['loss']:.3f}× the reference.")
     if plot:
         lines += ["", f"![add-style curve]({_rel(plot, report)})"]
     return lines
@@ -124,7 +133,7 @@ def model_facts(model: str | None) -> str:
     named = ", ".join(f"{s.get('name')}" + (f" (style weight {s['style_weight']:g})" if s.get("style_weight") else "")
                       for s in styles)
     drops = training.get("lr_drops") or []
-    schedule = (f"learning rate {training.get('lr')}" + "".join(f", ×{f:g} from step {s}" for s, f in drops))
+    schedule = (f"learning rate {training.get('lr')}" + "".join(f", ×{f:g} from step {s:,}" for s, f in drops))
     steps, batch = training.get("steps"), training.get("batch_size")
     per_style = f", ~{steps * batch // max(1, len(styles)):,} photos per style" if steps and batch else ""
     return (f"`{Path(model).name}`: {len(styles)} styles ({named}); width {header.arch.width}, "

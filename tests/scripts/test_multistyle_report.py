@@ -37,8 +37,9 @@ def test_the_section_replaces_only_its_own(tmp_path) -> None:
     curve.write_text(json.dumps({
         "style": "kiss", "style_image": "art/kiss.jpg", "base_model": "m/cin.safetensors", "eval_every": 50,
         "photos": 20, "training": {"batch_size": 4, "image_size": 160, "lr": 0.001},
-        "reference": {"loss": 100.0, "steps": 2000}, "first_step_within": {"10%": 150, "5%": 300, "0%": None},
-        "points": [{"step": 150, "loss": 109.0}, {"step": 300, "loss": 104.0}]}))
+        "reference": {"loss": 100.0, "content": 70.0, "style": 30.0, "steps": 2000},
+        "points": [{"step": 300, "loss": 104.0, "content": 73.0, "style": 31.0},
+                   {"step": 150, "loss": 109.0, "content": 76.0, "style": 33.0}]}))
     target = tmp_path / "report.md"
     target.write_text(f"# Normalization ablation\n\nbody\n\n{STUDIES_MARKER}\n\n## Norm studies\n\nkept\n\n"
                       f"{MULTISTYLE_MARKER}\n\nold multi-style text\n")
@@ -47,8 +48,9 @@ def test_the_section_replaces_only_its_own(tmp_path) -> None:
     text = target.read_text()
     assert "old multi-style text" not in text and "kept" in text and "body" in text
     assert text.index(STUDIES_MARKER) < text.index(MULTISTYLE_MARKER)
-    assert "| within 10 % of from scratch | 150 | 600 | 0.07× |" in text
-    assert "| at or below | not reached |" in text and "1.040× the reference" in text
+    assert "| within 10% of it | 150 | 600 | 0.07 |" in text and "| within 5% of it | 300 | 1,200 | 0.15 |" in text
+    assert "| at or below the from-scratch loss | not within 300 steps |" in text  # the control: never reached
+    assert "(300) the added style's loss is 104 (content 73, style 31), 1.040× the reference" in text
     report.main(args)  # rewriting is idempotent: one section, same text
     assert target.read_text() == text and text.count(MULTISTYLE_MARKER) == 1
     assert isinstance(report.section(argparse.Namespace(report=str(target), eval=None, showcase=None,
