@@ -98,8 +98,8 @@ def add_style_lines(curve: dict[str, Any], report: Path, plot: str | None) -> li
              f"with the new style's own loss."]
     if ref:
         steps = ref.get("steps")
-        lines += ["", "| held-out loss reached | first evaluated step | images seen | share of the from-scratch steps |",
-                  "|---|---|---|---|"]
+        lines += ["", "| held-out loss reached | first evaluated step | images seen | share of the from-scratch "
+                      "steps |", "|---|---|---|---|"]
         for ratio in REACH_RATIOS:
             step = next((p["step"] for p in points if p["loss"] <= ref["loss"] * ratio), None)
             share = f"{step / steps:.2f}" if step is not None and steps else "—"
