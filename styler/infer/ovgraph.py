@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["optimize_for_cpu", "REWRITE_VERSION"]
+__all__ = ["optimize_for_cpu", "fold_input", "REWRITE_VERSION"]
 
 #: Bump when a rewrite changes: it is part of the cache keys of every graph derived from it.
 REWRITE_VERSION = 1
@@ -215,6 +215,26 @@ def _fold_constants(model: Any) -> None:
     manager = passes.Manager()
     manager.register_pass(passes.ConstantFolding())
     manager.run_passes(model)
+
+
+def fold_input(model: Any, name: str, value: np.ndarray) -> Any:
+    """A copy of ``model`` with its input ``name`` replaced by the constant ``value``, constant-folded.
+
+    Why: a multi-style graph computes each norm layer's (γ, β) from its style-mix input on every run; with the mix
+    fixed, folding turns that into the constant per-channel affine a single-style graph has, which OpenVINO fuses
+    into the neighbouring kernels (a 1024² blend in bf16: 376 → 305 ms on the 2-core EPYC).
+    """
+    from openvino import opset13 as ops
+
+    folded = model.clone()
+    port = next(p for p in folded.get_parameters() if name in p.get_output_tensor(0).get_names())
+    constant = ops.constant(np.ascontiguousarray(value, dtype=np.float32))
+    for target in list(port.output(0).get_target_inputs()):
+        target.replace_source_output(constant.output(0))
+    folded.remove_parameter(port)
+    folded.validate_nodes_and_infer_types()
+    _fold_constants(folded)
+    return folded
 
 
 def _block(c_in: int, c_out: int) -> int:

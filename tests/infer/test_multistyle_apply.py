@@ -80,6 +80,30 @@ def test_openvino_runs_the_blend_in_fp32_and_bf16_and_refuses_int8(cin_model, tm
         Stylizer(path, backend="openvino", precision="int8")
 
 
+def test_openvino_folds_a_reused_mix_into_its_graph(cin_model, tmp_path, monkeypatch) -> None:
+    """A mix used a second time runs on a graph with the mix folded in; every run, folded or not, is the torch
+    output of the mix it was given, and a new mix starts on the general graph again."""
+    pytest.importorskip("openvino")
+    monkeypatch.setenv("STYLER_CACHE_DIR", str(tmp_path))
+    path, net = cin_model
+    x = np.random.default_rng(4).random((1, 3, 36, 44), dtype=np.float32)
+    mixes = {"wave:0.25,scream:0.75": [0.0, 0.25, 0.75], "starry": [1.0, 0.0, 0.0]}
+    with torch.no_grad():
+        expected = {k: net(torch.from_numpy(x), style=torch.tensor(v)).numpy() for k, v in mixes.items()}
+    stylizer = Stylizer(path, backend="openvino", precision="fp32", style="wave:0.25,scream:0.75")
+    engine = stylizer.engine
+    for run in range(3):
+        np.testing.assert_allclose(stylizer.run_batch(x), expected["wave:0.25,scream:0.75"], atol=1e-4)
+        assert len(engine._specialized) == (0 if run == 0 else 1)  # folded from the second use on
+    stylizer.set_style("starry")
+    np.testing.assert_allclose(stylizer.run_batch(x), expected["starry"], atol=1e-4)  # the general graph
+    assert len(engine._specialized) == 1
+    np.testing.assert_allclose(stylizer.run_batch(x), expected["starry"], atol=1e-4)  # now folded too
+    assert len(engine._specialized) == 2
+    # negative control: the two mixes' outputs differ, so a stale folded graph would have failed above
+    assert np.abs(expected["starry"] - expected["wave:0.25,scream:0.75"]).max() > 1e-2
+
+
 def test_tiles_keep_the_blend(cin_model) -> None:
     path, _ = cin_model
     stylizer = Stylizer(path, backend="torch", style="scream")

@@ -21,6 +21,7 @@ stylizer hands images that need tiles to eager torch, as for ONNX Runtime.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import hashlib
@@ -246,6 +247,9 @@ class Selection:
     gate: dict[str, Any] | None = None
 
 
+#: Folded multi-style graphs kept per backend (one per style mix, most recently used first to stay).
+MAX_FOLDED_MIXES = 4
+
 #: Why a multi-style model has no int8 graph: the calibration set and the quality gate feed images only, and one
 #: int8 graph would have to hold its quality for every style and every blend of them.
 MULTI_STYLE_INT8 = "int8 is not calibrated for multi-style models (one gate would have to cover every style and blend)"
@@ -344,16 +348,55 @@ class OpenVinoBackend:
         self.selection = {"precision": self.precision, "inference_precision": ran, "reason": chosen.reason,
                           "int8_gate": chosen.gate, "cpu_capabilities": capability_key(self.capabilities)}
         self._request = self._compiled.create_infer_request()
+        # Multi-style: the graph a style mix is folded into, compiled once that mix is used a second time (a
+        # one-photo `apply` never pays the extra compile; a folder, a video or the web server gets the faster graph
+        # from its second image on). Keyed by the mix's bytes, the most recent few kept.
+        self._foldable = chosen.model if self._styles else None
+        self._hint, self._threads = chosen.hint, threads
+        self._specialized: collections.OrderedDict[bytes, Any] = collections.OrderedDict()
+        self._mix_uses: dict[bytes, int] = {}
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         feeds = {INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)}
+        request = self._request
         if self._styles:
             mix = self.model.style_mix
             if mix is None:  # the model's first style
                 mix = np.eye(self._styles, dtype=np.float32)[0]
-            feeds[STYLE_NAME] = np.ascontiguousarray(mix, dtype=np.float32)
-        out = self._request.infer(feeds)[0]
+            mix = np.ascontiguousarray(mix, dtype=np.float32)
+            folded = self._folded_request(mix)
+            if folded is not None:
+                request = folded
+            else:
+                feeds[STYLE_NAME] = mix
+        out = request.infer(feeds)[0]
         return np.array(out, dtype=np.float32, copy=True)  # the request reuses its output buffer
+
+    def _folded_request(self, mix: np.ndarray) -> Any:
+        """The request of the graph with ``mix`` folded in, built on the mix's second use; None: run the general
+        graph with the mix as an input."""
+        key = mix.tobytes()
+        if key in self._specialized:
+            self._specialized.move_to_end(key)
+            return self._specialized[key]
+        self._mix_uses[key] = self._mix_uses.get(key, 0) + 1
+        if self._foldable is None or self._mix_uses[key] < 2:
+            return None
+        from styler.infer import ovgraph
+
+        try:
+            graph = self._foldable if not isinstance(self._foldable, Path) else _core().read_model(str(self._foldable))
+            request = _compile(ovgraph.fold_input(graph, STYLE_NAME, mix), self._hint,
+                               self._threads).create_infer_request()
+        except Exception as exc:  # noqa: BLE001 - folding is an optimization: the general graph stays correct
+            self._foldable = None
+            self.notes.append(f"style mix not folded into the graph ({str(exc).splitlines()[0][:120]}); the "
+                              "general multi-style graph runs")
+            return None
+        self._specialized[key] = request
+        while len(self._specialized) > MAX_FOLDED_MIXES:
+            self._specialized.popitem(last=False)
+        return request
 
 
 def describe(model_path: str | Path, norm_kind: str | None = None) -> dict[str, Any]:
