@@ -68,10 +68,10 @@ def test_grids_and_json(cin_model, tmp_path) -> None:
     out = tmp_path / "out"
     report = showcase.main([str(model), "--photo", str(photo), "--two", "wave", "scream", "--four", "starry", "wave",
                             "scream", "comp", "-k", "4", "--size", "40", "--cell", str(CELL), "--square",
-                            "--out-two", str(out / "two.png"), "--out-four", str(out / "four.png"),
+                            "--out-two", str(out / "two.jpg"), "--out-four", str(out / "four.png"),
                             "--json", str(out / "showcase.json")])
     assert json.loads((out / "showcase.json").read_text()) == json.loads(json.dumps(report))
-    assert Image.open(out / "two.png").size == _grid_size(6, 1) == tuple(report["two"]["image_size"])
+    assert Image.open(out / "two.jpg").size == _grid_size(6, 1) == tuple(report["two"]["image_size"])
     assert Image.open(out / "four.png").size == _grid_size(4, 4) == tuple(report["four"]["image_size"])
     # every cell's mix (what the Stylizer fed the network, in row order) sums to 1 and matches its weights
     for part, names in (("two", ["wave", "scream"]), ("four", ["starry", "wave", "scream", "comp"])):
