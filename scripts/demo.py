@@ -90,9 +90,9 @@ def main() -> int:
     for model_path in (BUNDLED_DIR / m["file"] for m in models if m.get("set") == "multi-style"):
         stylizer = Stylizer(model_path, backend="torch", device="cpu")
         names = stylizer.style_names
-        for style in [*names, f"{names[0]}:0.5,{names[1]}:0.5"]:
+        choices = [(name, name) for name in names] + [(f"{names[0]}:0.5,{names[1]}:0.5", f"{names[0]}+{names[1]}")]
+        for style, label in choices:
             stylizer.set_style(style)
-            label = style.replace(":0.5,", "+").replace(":0.5", "")
             for photo in photos:
                 t0 = time.perf_counter()
                 target = out / f"{photo.stem}_{model_path.stem}_{label}.png"

@@ -75,14 +75,15 @@ def bytes_lines(info: dict[str, Any]) -> list[str]:
         label = {"instance": "IN", "conditional": "CIN"}.get(other["norm"], other["norm"])
         lines.append(f"| {Path(other['model']).stem} (one style, {label}) | "
                      f"{other['parameters']:,} | {other['file_bytes']:,} |")
-    lines += ["", f"One style is {100 * info['per_style_fraction_of_shared']:.2f} % of the shared network."]
+    sentence = f"One style is {100 * info['per_style_fraction_of_shared']:.2f} % of the shared network."
     if growth.get("per_added_style_bytes") is not None:
-        lines[-1] += (f" Re-saving the same network with 1 to {info['styles']} styles, the file grows by "
-                      f"{growth['per_added_style_bytes']:,.0f} bytes per style (tensors, header and the style's "
-                      f"record), against {next(iter(info.get('compare', [])), {}).get('file_bytes', 0):,} bytes for "
-                      "a separate single-style model." if info.get("compare") else
-                      f" The file grows by {growth['per_added_style_bytes']:,.0f} bytes per style.")
-    return lines
+        sentence += (f" Re-saving the same network with 1 to {info['styles']} styles, the file grows by "
+                     f"{growth['per_added_style_bytes']:,.0f} bytes per style (tensors, header and the style's "
+                     "record)")
+        others = info.get("compare") or []
+        sentence += (f", against {others[0]['file_bytes']:,} bytes for a separate single-style model." if others
+                     else ".")
+    return [*lines, "", sentence]
 
 
 def add_style_lines(curve: dict[str, Any], report: Path, plot: str | None) -> list[str]:

@@ -14,12 +14,14 @@ from typing import Any
 import click
 
 from styler.cli.signals import sigterm_as_interrupt
+from styler.errors import StylerError
 from styler.nn.registry import norm_choices
 from styler.train.config import (
     FROM_CHECKPOINT,
     MIN_STYLE_SIZE,
     PRESETS,
     TrainConfig,
+    check_lr_drop,
     config_from_options,
     style_settings,
 )
@@ -70,8 +72,10 @@ class LrDrop(click.ParamType):
             parsed = int(step), float(factor)
         except ValueError:
             self.fail(f"{value!r} is not STEP:FACTOR (e.g. 5000:0.1)", param, ctx)
-        if not sep or parsed[0] < 1 or not (math.isfinite(parsed[1]) and 0 < parsed[1] <= 1):
-            self.fail(f"{value!r}: STEP must be >= 1 and FACTOR in (0, 1], e.g. 5000:0.1", param, ctx)
+        try:
+            check_lr_drop(*parsed)
+        except StylerError as exc:
+            self.fail(f"{value!r}: {exc}", param, ctx)
         return parsed
 
 

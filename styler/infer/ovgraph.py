@@ -222,7 +222,8 @@ def fold_input(model: Any, name: str, value: np.ndarray) -> Any:
 
     Why: a multi-style graph computes each norm layer's (γ, β) from its style-mix input on every run; with the mix
     fixed, folding turns that into the constant per-channel affine a single-style graph has, which OpenVINO fuses
-    into the neighbouring kernels (a 1024² blend in bf16: 376 → 305 ms on the 2-core EPYC).
+    into the neighbouring kernels (a 1024² blend in bf16 on the 2-core EPYC: 0.77× → 0.62× the peer network's time,
+    measured in docs/benchmarks.md).
     """
     from openvino import opset13 as ops
 

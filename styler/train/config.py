@@ -21,7 +21,8 @@ from styler.loss.taps import TAP_INDICES, unknown_taps
 from styler.nn.spec import ArchSpec, NormSpec
 
 __all__ = ["TrainConfig", "PRESETS", "RESUMABLE_OVERRIDES", "FROM_CHECKPOINT", "MIN_STYLE_SIZE", "config_from_options",
-           "default_output", "iterations_for_epochs", "resumed_config", "style_settings", "parse_style_argument"]
+           "default_output", "iterations_for_epochs", "check_lr_drop", "resumed_config", "style_settings",
+           "parse_style_argument"]
 
 #: Placeholder for the paths a resumed run takes from its checkpoint (``--resume`` without ``--style`` etc.).
 FROM_CHECKPOINT = "<checkpoint>"
@@ -118,8 +119,7 @@ class TrainConfig:
             raise StylerError(f"learning rate must be a positive number, got {self.lr!r}")
         steps = [step for step, _ in self.lr_drops]
         for step, factor in self.lr_drops:
-            if step < 1 or not (math.isfinite(factor) and 0 < factor <= 1):
-                raise StylerError(f"learning-rate drop {step}:{factor:g} needs a step >= 1 and a factor in (0, 1]")
+            check_lr_drop(step, factor)
         if len(set(steps)) != len(steps):
             raise StylerError("two learning-rate drops at the same step")
         for key in ("content_weight", "style_weight", "tv_weight"):
@@ -310,6 +310,12 @@ def resumed_config(saved: TrainConfig, requested: TrainConfig, explicit: Iterabl
             raise StylerError(f"--lr-drop {', '.join(sorted(past))} would change steps this run has already taken "
                               f"(the checkpoint is at step {step}); drops may only come at step {step} or later")
     return merged
+
+
+def check_lr_drop(step: int, factor: float) -> None:
+    """One ``--lr-drop STEP:FACTOR``: a step of at least 1 and a finite factor in (0, 1] (a drop, never a rise)."""
+    if step < 1 or not (math.isfinite(factor) and 0 < factor <= 1):
+        raise StylerError(f"learning-rate drop {step}:{factor:g} needs a step >= 1 and a factor in (0, 1]")
 
 
 def iterations_for_epochs(epochs: float, images: int, batch_size: int, world_size: int = 1) -> int:

@@ -351,6 +351,7 @@ class OpenVinoBackend:
         # Multi-style: the graph a style mix is folded into, compiled once that mix is used a second time (a
         # one-photo `apply` never pays the extra compile; a folder, a video or the web server gets the faster graph
         # from its second image on). Keyed by the mix's bytes, the most recent few kept.
+        # (select() gives a multi-style model its fp32 graph object: never a cached int8 file path)
         self._foldable = chosen.model if self._styles else None
         self._hint, self._threads = chosen.hint, threads
         self._specialized: collections.OrderedDict[bytes, Any] = collections.OrderedDict()
@@ -385,8 +386,7 @@ class OpenVinoBackend:
         from styler.infer import ovgraph
 
         try:
-            graph = self._foldable if not isinstance(self._foldable, Path) else _core().read_model(str(self._foldable))
-            request = _compile(ovgraph.fold_input(graph, STYLE_NAME, mix), self._hint,
+            request = _compile(ovgraph.fold_input(self._foldable, STYLE_NAME, mix), self._hint,
                                self._threads).create_infer_request()
         except Exception as exc:  # noqa: BLE001 - folding is an optimization: the general graph stays correct
             self._foldable = None
